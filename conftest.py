@@ -1,0 +1,44 @@
+"""Root fixtures shared by every test package."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import TenantAPIKeyFactory, TenantFactory
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(id="tenant_123", name="Tenant 123")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(id="tenant_other", name="Other tenant")
+
+
+@pytest.fixture
+def api_key(tenant):
+    return TenantAPIKeyFactory(tenant=tenant)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def tenant_client(api_key):
+    """An API client authenticated as `tenant`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.plain_key}")
+    client.tenant = api_key.tenant
+    return client
+
+
+@pytest.fixture
+def other_tenant_client(other_tenant):
+    key = TenantAPIKeyFactory(tenant=other_tenant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.plain_key}")
+    client.tenant = other_tenant
+    return client

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LLMProvidersConfig(AppConfig):
+    name = "llm_providers"
+    verbose_name = "LLM providers"

@@ -1,0 +1,137 @@
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant, TenantScopedQuerySet
+
+from .encryption import FailClosedEncryptedCharField, UndecryptableSecret
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    GROQ = "groq", "Groq"
+    LOCAL = "local", "Local (OpenAI-compatible)"
+
+
+class Endpoint(models.TextChoices):
+    CHAT = "chat"
+    COMPLETION = "completion"
+    EMBEDDING = "embedding"
+    TEST = "test"
+    VALIDATION = "validation"
+
+
+class KeyStatus(models.TextChoices):
+    OK = "ok"
+    MISSING = "missing"
+    UNDECRYPTABLE = "undecryptable"
+
+
+class ProviderConfigQuerySet(TenantScopedQuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+
+class ProviderConfig(models.Model):
+    """One tenant's settings for one provider; the key is encrypted at rest."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provider_configs")
+    provider = models.CharField(max_length=20, choices=Provider.choices)
+    api_key_encrypted = FailClosedEncryptedCharField(blank=True, default="")
+    api_key_last4 = models.CharField(max_length=4, blank=True, default="")
+    base_url = models.URLField(max_length=500, blank=True, default="")
+    default_model = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=False)
+    last_tested = models.DateTimeField(null=True, blank=True)
+    test_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_test_success = models.BooleanField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    objects = ProviderConfigQuerySet.as_manager()
+
+    class Meta:
+        db_table = "llm_provider_configs"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=Q(is_active=True),
+                name="llm_provider_configs_one_active_per_tenant",
+            ),
+            models.CheckConstraint(
+                condition=Q(provider__in=Provider.values),
+                name="llm_provider_configs_known_provider",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="llm_cfg_tenant_created")]
+
+    def __str__(self):
+        return f"{self.tenant_id}/{self.provider}/{self.default_model}"
+
+    @property
+    def key_status(self) -> str:
+        if isinstance(self.api_key_encrypted, UndecryptableSecret):
+            return KeyStatus.UNDECRYPTABLE
+        if not self.api_key_encrypted:
+            return KeyStatus.MISSING
+        return KeyStatus.OK
+
+    @property
+    def has_undecryptable_key(self) -> bool:
+        return self.key_status == KeyStatus.UNDECRYPTABLE
+
+    @property
+    def api_key_masked(self) -> str:
+        return f"****{self.api_key_last4}" if self.api_key_last4 else ""
+
+    def set_api_key(self, api_key: str) -> None:
+        self.api_key_encrypted = api_key or ""
+        self.api_key_last4 = api_key[-4:] if api_key else ""
+
+
+class UsageLogQuerySet(TenantScopedQuerySet):
+    pass
+
+
+class UsageLog(models.Model):
+    """One row per LLM call (retries included), successful or not."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_logs")
+    provider_config = models.ForeignKey(
+        ProviderConfig,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_logs",
+    )
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, blank=True, default="")
+    endpoint = models.CharField(max_length=20, choices=Endpoint.choices, default=Endpoint.COMPLETION)
+    tokens_used = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    success = models.BooleanField()
+    error_type = models.CharField(max_length=40, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    objects = UsageLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "llm_usage_logs"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "created_at"], name="llm_usage_tenant_created")]
+
+    def __str__(self):
+        return f"{self.tenant_id} {self.provider}/{self.model} {self.endpoint} #{self.pk}"
