@@ -6,9 +6,10 @@ from tests.factories import ProviderConfigFactory
 
 def raw_key_column(config_id):
     with connection.cursor() as cursor:
+        field = ProviderConfig._meta.pk
         cursor.execute(
             "SELECT api_key_encrypted FROM llm_provider_configs WHERE id = %s",
-            [connection.ops.adapt_uuidfield_value(config_id)],
+            [field.get_db_prep_value(config_id, connection)],
         )
         return cursor.fetchone()[0]
 
