@@ -159,8 +159,9 @@ def parse_wrk(out: str) -> dict:
             res["rps"] = float(m.group(1))
         elif m := re.match(r"Non-2xx or 3xx responses:\s+(\d+)", line):
             res["non2xx"] = int(m.group(1))
-        elif m := re.match(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                           line):
+        elif m := re.match(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", line
+        ):
             res["socket_errors"] = sum(int(x) for x in m.groups())
     if "rps" not in res or "p50_ms" not in res:
         raise ValueError(f"could not parse wrk output:\n{out}")
@@ -169,12 +170,21 @@ def parse_wrk(out: str) -> dict:
 
 def run_wrk(url: str, *, connections: int, duration: float, key: str) -> dict:
     cmd = [
-        "wrk", "-t1", f"-c{connections}", f"-d{int(round(duration))}s", "--timeout", "10s", "--latency",
-        "-s", str(HERE / "post.lua"), url,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{int(round(duration))}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(HERE / "post.lua"),
+        url,
     ]
     env = {**os.environ, "WRK_KEY": key}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True,
-                         timeout=duration + 30).stdout
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
     return parse_wrk(out)
 
 
@@ -189,8 +199,20 @@ def count_status(logfile: Path) -> dict:
 def gunicorn_cmd(server: str, port: int, py: str) -> list[str]:
     """`sync:N`, `gthread:NxT` or `uvicorn:N` → a gunicorn command line."""
     kind, _, shape = server.partition(":")
-    base = [py, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
-            "--log-level", "warning", "--backlog", "2048", "--keep-alive", "75"]
+    base = [
+        py,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "2048",
+        "--keep-alive",
+        "75",
+    ]
     if kind == "sync":
         return base + ["-k", "sync", "-w", shape or "2"]
     if kind == "gthread":
@@ -218,13 +240,22 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=float(os.environ.get("DURATION", 10)))
     ap.add_argument("--warmup", type=float, default=float(os.environ.get("WARMUP", 2)))
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
-    ap.add_argument("--server", default=os.environ.get("SWITCHYARD_SERVER", "gthread:2x4"),
-                    help="Switchyard's gunicorn shape: sync:N, gthread:NxT, uvicorn:N")
-    ap.add_argument("--path", default="/v1/chat/completions",
-                    help="Switchyard path under load (the floor views: /floor/auth-insert)")
+    ap.add_argument(
+        "--server",
+        default=os.environ.get("SWITCHYARD_SERVER", "gthread:2x4"),
+        help="Switchyard's gunicorn shape: sync:N, gthread:NxT, uvicorn:N",
+    )
+    ap.add_argument(
+        "--path",
+        default="/v1/chat/completions",
+        help="Switchyard path under load (the floor views: /floor/auth-insert)",
+    )
     ap.add_argument("--provider", default="openai", help="provider of the tenant's config")
-    ap.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", ""),
-                    help="default: a fresh SQLite file in the work directory")
+    ap.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", ""),
+        help="default: a fresh SQLite file in the work directory",
+    )
     ap.add_argument("--no-readme", action="store_true", help="do not rewrite bench/README.md")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--port-base", type=int, default=int(os.environ.get("PORT_BASE", 18080)))
@@ -236,8 +267,13 @@ def main() -> int:
     litellm_bin = Path(os.environ.get("LITELLM_VENV", "/tmp/switchyard-bench-litellm-venv"))
     work = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
     pb = args.port_base
-    ports = {"upstream": pb + 1, "upstream_litellm": pb + 2, "upstream_switchyard": pb + 3,
-             "litellm": pb + 20, "switchyard": pb + 30}
+    ports = {
+        "upstream": pb + 1,
+        "upstream_litellm": pb + 2,
+        "upstream_switchyard": pb + 3,
+        "litellm": pb + 20,
+        "switchyard": pb + 30,
+    }
     procs = Processes()
     log(f"work directory {work}")
 
@@ -248,14 +284,18 @@ def main() -> int:
     try:
         # -- upstream: nginx answering a fixed chat completion ---------------------------
         servers = "".join(
-            NGINX_SERVER.format(port=ports[name], log=work / f"access-{name}.log",
-                                body=UPSTREAM_BODY)
+            NGINX_SERVER.format(
+                port=ports[name], log=work / f"access-{name}.log", body=UPSTREAM_BODY
+            )
             for name in ("upstream", "upstream_litellm", "upstream_switchyard")
         )
         (work / "nginx-body").mkdir()
         (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, servers=servers))
-        nginx = procs.start("nginx", ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
-                            logfile=work / "nginx.out")
+        nginx = procs.start(
+            "nginx",
+            ["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
+            logfile=work / "nginx.out",
+        )
         for name in ("upstream", "upstream_litellm", "upstream_switchyard"):
             wait_http(f"http://127.0.0.1:{ports[name]}/", timeout=10, proc=nginx, name="nginx")
 
@@ -266,17 +306,37 @@ def main() -> int:
         if "litellm" in targets:
             master = "sk-bench-master-" + secrets.token_hex(4)
             (work / "litellm.yaml").write_text(
-                LITELLM_CONF.format(port=ports["upstream_litellm"], master_key=master))
+                LITELLM_CONF.format(port=ports["upstream_litellm"], master_key=master)
+            )
             env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-            env.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR",
-                       LITELLM_TELEMETRY="False", DISABLE_SCHEMA_UPDATE="True")
+            env.update(
+                LITELLM_LOCAL_MODEL_COST_MAP="True",
+                LITELLM_LOG="ERROR",
+                LITELLM_TELEMETRY="False",
+                DISABLE_SCHEMA_UPDATE="True",
+            )
             lite = procs.start(
                 "litellm",
-                [str(litellm_bin / "bin" / "litellm"), "--config", str(work / "litellm.yaml"),
-                 "--host", "127.0.0.1", "--port", str(ports["litellm"]), "--num_workers", "1"],
-                env=env, logfile=work / "litellm.log")
-            wait_http(f"http://127.0.0.1:{ports['litellm']}/health/liveliness", timeout=180,
-                      proc=lite, name="litellm")
+                [
+                    str(litellm_bin / "bin" / "litellm"),
+                    "--config",
+                    str(work / "litellm.yaml"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(ports["litellm"]),
+                    "--num_workers",
+                    "1",
+                ],
+                env=env,
+                logfile=work / "litellm.log",
+            )
+            wait_http(
+                f"http://127.0.0.1:{ports['litellm']}/health/liveliness",
+                timeout=180,
+                proc=lite,
+                name="litellm",
+            )
             keys["litellm"] = master
             urls["litellm"] = f"http://127.0.0.1:{ports['litellm']}/v1/chat/completions"
 
@@ -300,13 +360,27 @@ def main() -> int:
             }
             subprocess.run([py, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)
             base = f"http://127.0.0.1:{ports['upstream_switchyard']}/v1"
-            out = subprocess.run([py, "-m", "bench.gateway.seed", "setup", args.provider, base],
-                                 env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [py, "-m", "bench.gateway.seed", "setup", args.provider, base],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             keys["switchyard"] = out.stdout.strip().splitlines()[-1]
-            sw = procs.start("switchyard", gunicorn_cmd(args.server, ports["switchyard"], py),
-                             env=env, logfile=work / "switchyard.log")
-            wait_http(f"http://127.0.0.1:{ports['switchyard']}/v1/models", timeout=60, proc=sw,
-                      name="switchyard")
+            sw = procs.start(
+                "switchyard",
+                gunicorn_cmd(args.server, ports["switchyard"], py),
+                env=env,
+                logfile=work / "switchyard.log",
+            )
+            wait_http(
+                f"http://127.0.0.1:{ports['switchyard']}/v1/models",
+                timeout=60,
+                proc=sw,
+                name="switchyard",
+            )
             urls["switchyard"] = f"http://127.0.0.1:{ports['switchyard']}{args.path}"
 
         facts_before = machine_facts()
@@ -324,17 +398,25 @@ def main() -> int:
                     wrk_2xx[t] += r["requests"] - r["non2xx"]
                     wrk_non2xx[t] += r["non2xx"]
                     runs[t][c].append(r)
-                    log(f"round {rnd + 1} {t:<10} c={c:<3} {r['rps']:8.1f} req/s  "
+                    log(
+                        f"round {rnd + 1} {t:<10} c={c:<3} {r['rps']:8.1f} req/s  "
                         f"p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
-                        f"non-2xx {r['non2xx']}  socket errors {r['socket_errors']}")
+                        f"non-2xx {r['non2xx']}  socket errors {r['socket_errors']}"
+                    )
         facts_after = machine_facts()
 
         # -- accounting check: one usage row per answered request ------------------------
         check = None
         if "switchyard" in targets:
             time.sleep(1.5)  # in-flight requests cut off by wrk's stop finish meanwhile
-            out = subprocess.run([py, "-m", "bench.gateway.seed", "count"], env=env, cwd=ROOT,
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [py, "-m", "bench.gateway.seed", "count"],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             rows = json.loads(out.stdout)
             procs.stop(nginx, signal.SIGQUIT)  # graceful: flushes the buffered access logs
             upstream_ok = count_status(work / "access-upstream_switchyard.log").get("200", 0)
@@ -362,11 +444,15 @@ def main() -> int:
     summary = summarise(runs, conns)
     result = {
         "when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "settings": {"duration_s": args.duration, "warmup_s": args.warmup,
-                     "rounds": args.rounds, "server": args.server, "path": args.path,
-                     "provider": args.provider,
-                     "database": "postgresql" if args.database_url.startswith("postgres")
-                     else "sqlite"},
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "rounds": args.rounds,
+            "server": args.server,
+            "path": args.path,
+            "provider": args.provider,
+            "database": "postgresql" if args.database_url.startswith("postgres") else "sqlite",
+        },
         "machine_before": facts_before,
         "machine_after": facts_after,
         "summary": summary,
@@ -421,19 +507,25 @@ def render(result: dict) -> str:
     for t in s:
         for c in conns:
             r = s[t][c]
-            lines.append(f"| {t} | {c} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
-                         f"{r['p99_ms']:.3f} | {r['non2xx']} |")
+            lines.append(
+                f"| {t} | {c} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
+                f"{r['p99_ms']:.3f} | {r['non2xx']} |"
+            )
     lines.append("")
     if "switchyard" in s and "litellm" in s:
         hi = max(conns)
         ratio = s["switchyard"][hi]["rps"] / s["litellm"][hi]["rps"]
-        lines.append(f"- Throughput at {hi} connections: Switchyard / LiteLLM = "
-                     f"**{ratio:.1f}×** (target ≥ 10×).")
+        lines.append(
+            f"- Throughput at {hi} connections: Switchyard / LiteLLM = "
+            f"**{ratio:.1f}×** (target ≥ 10×)."
+        )
     if "switchyard" in s and "upstream" in s:
         lo = min(conns)
         added = s["switchyard"][lo]["p50_ms"] - s["upstream"][lo]["p50_ms"]
-        lines.append(f"- Median added over the upstream at {lo} connection: "
-                     f"**{added:.3f} ms** (target ≤ 2 ms).")
+        lines.append(
+            f"- Median added over the upstream at {lo} connection: "
+            f"**{added:.3f} ms** (target ≤ 2 ms)."
+        )
     if "switchyard" in s and "litellm" in s:
         lo = min(conns)
         added = s["litellm"][lo]["p50_ms"] - s["upstream"][lo]["p50_ms"]

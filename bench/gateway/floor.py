@@ -19,8 +19,9 @@ BODY = json.dumps(
     {
         "id": "chatcmpl-floor",
         "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                     "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
     }
 ).encode()
@@ -55,8 +56,15 @@ def auth_insert(request):
         return JsonResponse({"error": {"message": "bad key"}}, status=401)
     json.loads(request.body)
     UsageLog.objects.create(
-        tenant_id=api_key.tenant_id, provider="local", model="floor", endpoint="chat",
-        tokens_used=10, prompt_tokens=9, completion_tokens=1, latency_ms=0, success=True,
+        tenant_id=api_key.tenant_id,
+        provider="local",
+        model="floor",
+        endpoint="chat",
+        tokens_used=10,
+        prompt_tokens=9,
+        completion_tokens=1,
+        latency_ms=0,
+        success=True,
         status_code=200,
     )
     return HttpResponse(BODY, content_type="application/json")

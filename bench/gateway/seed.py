@@ -26,11 +26,15 @@ def count() -> None:
     from llm_providers.models import UsageLog
 
     rows = UsageLog.objects.for_tenant("bench_tenant")
-    print(json.dumps({
-        "success": rows.filter(success=True).count(),
-        "failed": rows.filter(success=False).count(),
-        "endpoints": sorted(set(rows.values_list("endpoint", flat=True))),
-    }))
+    print(
+        json.dumps(
+            {
+                "success": rows.filter(success=True).count(),
+                "failed": rows.filter(success=False).count(),
+                "endpoints": sorted(set(rows.values_list("endpoint", flat=True))),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
