@@ -1,0 +1,96 @@
+"""In-process caches for the /v1 hot path: API key → key row, tenant → active config.
+
+Measured (bench/README.md): looking the key up and loading the config cost more than the
+rest of a call. Both change rarely, so each process keeps them for a few seconds
+(`LLM_GATEWAY_CACHE_SECONDS`, default 5). Any save or delete of a tenant, an API key or
+a provider config clears both caches in the process that made the change (signals);
+other processes see the change within the TTL. Failed lookups are never cached, so a new
+key works at once. Expiry is re-checked on every hit.
+
+Keys are cached under their SHA-256, never in plaintext.
+"""
+
+import hashlib
+import time
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
+
+from tenants.authentication import resolve_api_key
+from tenants.models import Tenant, TenantAPIKey
+
+from ..models import ProviderConfig
+
+MAX_ENTRIES = 10_000
+_MISSING = object()
+
+
+class TTLCache:
+    """A small dict with per-entry expiry; single dict operations are atomic under the GIL."""
+
+    def __init__(self):
+        self._data: dict = {}
+
+    def get(self, key):
+        hit = self._data.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return _MISSING
+        return hit[1]
+
+    def set(self, key, value) -> None:
+        if len(self._data) >= MAX_ENTRIES:
+            self._data.clear()  # crude, but bounded; a full cache is a cold cache
+        self._data[key] = (time.monotonic() + ttl(), value)
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+_keys = TTLCache()
+_configs = TTLCache()
+
+
+def ttl() -> float:
+    return float(getattr(settings, "LLM_GATEWAY_CACHE_SECONDS", 5.0))
+
+
+def authenticate_key(key: str) -> TenantAPIKey:
+    """`resolve_api_key` with a short in-process cache; AuthenticationFailed as it raises."""
+    if ttl() <= 0:
+        return resolve_api_key(key)
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    api_key = _keys.get(digest)
+    if api_key is _MISSING:
+        api_key = resolve_api_key(key)
+        _keys.set(digest, api_key)
+    elif api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():
+        raise AuthenticationFailed("API key has expired.")
+    return api_key
+
+
+def active_config(tenant_id: str) -> ProviderConfig | None:
+    """The tenant's active config (with its tenant), cached for a few seconds."""
+    config = _configs.get(tenant_id) if ttl() > 0 else _MISSING
+    if config is _MISSING:
+        config = (
+            ProviderConfig.objects.for_tenant(tenant_id).active().select_related("tenant").first()
+        )
+        if ttl() > 0:
+            _configs.set(tenant_id, config)
+    return config
+
+
+def clear() -> None:
+    _keys.clear()
+    _configs.clear()
+
+
+def _on_change(sender, **kwargs) -> None:
+    clear()
+
+
+for _model in (Tenant, TenantAPIKey, ProviderConfig):
+    post_save.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-save-{_model}")
+    post_delete.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-del-{_model}")

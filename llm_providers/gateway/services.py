@@ -1,0 +1,265 @@
+"""The /v1 gateway's logic: read an OpenAI chat request, run it, answer in OpenAI's shape.
+
+Requests run through `LLMService` (so every call writes its usage row, `endpoint=chat`),
+with the tenant's active config taken from the in-process cache (`cache.py`).
+"""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..llm_service import ChatStream, CompletionResult, LLMService
+from ..models import Endpoint, Provider
+from . import cache
+from .errors import stream_error_event
+
+# Body fields the gateway reads itself; every other field is passed on as `extra`, where
+# the provider's adapter keeps what it has an equivalent for.
+OWN_FIELDS = frozenset(
+    {"model", "messages", "max_tokens", "temperature", "stream", "stream_options", "n"}
+)
+USAGE_METADATA = {"via": "v1"}
+
+
+class BadRequest(Exception):
+    """The client's request is malformed: a 400 naming the offending field."""
+
+    def __init__(self, message: str, param: str | None = None, code: str = "invalid_value"):
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
+@dataclass
+class ChatRequest:
+    messages: list
+    model: str | None = None
+    max_tokens: int | None = None
+    # OpenAI's newer name; passed on as it is (in `extra`) except to Anthropic, which
+    # gets it as its max_tokens.
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    stream: bool = False
+    include_usage: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_chat_request(body: bytes) -> ChatRequest:
+    """Validate an OpenAI chat completion body; BadRequest for anything malformed."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_json")
+
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("`messages` must be a non-empty array.", "messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise BadRequest(f"messages[{i}] must be an object with a `role`.", "messages")
+
+    model = data.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise BadRequest("`model` must be a non-empty string.", "model")
+
+    max_tokens = _positive_int(data, "max_tokens")
+    max_completion_tokens = _positive_int(data, "max_completion_tokens")
+
+    temperature = data.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise BadRequest("`temperature` must be a number between 0 and 2.", "temperature")
+
+    stream = data.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BadRequest("`stream` must be a boolean.", "stream")
+    options = data.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("`stream_options` must be an object.", "stream_options")
+
+    n = data.get("n")
+    if n is not None and n != 1:
+        raise BadRequest("Only one choice per request is supported (`n` must be 1).", "n")
+
+    extra = {k: v for k, v in data.items() if k not in OWN_FIELDS}
+    return ChatRequest(
+        messages=messages,
+        model=model.strip() if model else None,
+        max_tokens=max_tokens,
+        max_completion_tokens=max_completion_tokens,
+        temperature=temperature,
+        stream=stream,
+        include_usage=bool(options and options.get("include_usage")),
+        extra=extra,
+    )
+
+
+def _positive_int(data: dict, name: str) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BadRequest(f"`{name}` must be a positive integer.", name)
+    return value
+
+
+def service_for(tenant_id: str) -> LLMService:
+    """An LLMService on the tenant's (cached) active config, or its environment fallback."""
+    config = cache.active_config(tenant_id)
+    return LLMService(tenant_id, config=config)
+
+
+def _max_tokens(service: LLMService, chat: ChatRequest) -> int | None:
+    if chat.max_tokens is None and service.resolve().provider == Provider.ANTHROPIC:
+        return chat.max_completion_tokens
+    return chat.max_tokens
+
+
+def run_chat(service: LLMService, chat: ChatRequest) -> CompletionResult:
+    """A non-streamed completion; ValueError for what the service refuses as malformed."""
+    return service.chat(
+        chat.messages,
+        max_tokens=_max_tokens(service, chat),
+        model=chat.model,
+        temperature=chat.temperature,
+        endpoint=Endpoint.CHAT,
+        metadata=dict(USAGE_METADATA),
+        extra=chat.extra,
+    )
+
+
+def start_stream(service: LLMService, chat: ChatRequest) -> ChatStream:
+    return service.stream_chat(
+        chat.messages,
+        max_tokens=_max_tokens(service, chat),
+        model=chat.model,
+        temperature=chat.temperature,
+        endpoint=Endpoint.CHAT,
+        metadata=dict(USAGE_METADATA),
+        extra=chat.extra,
+    )
+
+
+# -- answers ---------------------------------------------------------------------------
+def completion_body(result: CompletionResult) -> dict:
+    """OpenAI's chat.completion object for a successful result.
+
+    OpenAI-shaped providers' replies are passed on as they came (tool calls, logprobs and
+    every other field intact); Anthropic's are translated.
+    """
+    raw = result.raw if isinstance(result.raw, dict) else {}
+    if result.provider != Provider.ANTHROPIC and isinstance(raw.get("choices"), list):
+        return raw
+    return {
+        "id": _completion_id(raw.get("id") or result.request_id),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": raw.get("model") or result.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.content},
+                "logprobs": None,
+                "finish_reason": result.finish_reason or "stop",
+            }
+        ],
+        "usage": usage_body(result),
+    }
+
+
+def usage_body(result: CompletionResult) -> dict:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.tokens_used or result.prompt_tokens + result.completion_tokens,
+    }
+
+
+def _completion_id(upstream_id: str | None) -> str:
+    if upstream_id:
+        return upstream_id if upstream_id.startswith("chatcmpl-") else f"chatcmpl-{upstream_id}"
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[bytes]:
+    """OpenAI's chat.completion.chunk events for a started stream, ending in [DONE].
+
+    The upstream response is closed, and the usage row written, however this ends: the
+    last chunk, an upstream error, or the client going away (the WSGI server then closes
+    this generator, which runs the `finally`).
+    """
+    chunk_id = _completion_id(None)
+    created = int(time.time())
+
+    def event(choices: list, **more) -> bytes:
+        payload = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            **more,
+        }
+        return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+    def choice(delta: dict, finish_reason: str | None = None) -> list:
+        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+
+    failed = False
+    finish_reason = None
+    try:
+        yield event(choice({"role": "assistant", "content": ""}))
+        for delta in stream:
+            if delta.model:
+                model = delta.model
+            if delta.error is not None:
+                failed = True
+                yield stream_error_event(delta.error)
+                break
+            if delta.text:
+                yield event(choice({"content": delta.text}))
+            if delta.finish_reason and finish_reason is None:
+                finish_reason = delta.finish_reason
+                yield event(choice({}, finish_reason))
+            if delta.done:
+                break
+        if not failed:
+            if finish_reason is None:
+                # The provider ended without saying why (some local servers do).
+                yield event(choice({}, "stop"))
+            if chat.include_usage:
+                stream.close()  # writes the row; its counts are the ones we report
+                if stream.result is not None:
+                    yield event([], usage=usage_body(stream.result))
+        yield b"data: [DONE]\n\n"
+    finally:
+        stream.close()
+
+
+def model_list(tenant_id: str) -> list[dict]:
+    """The model the tenant's calls go to (its active config's, or the fallback's).
+
+    No provider call: this lists what the gateway routes, not the provider's catalogue.
+    """
+    config = cache.active_config(tenant_id)
+    described = LLMService(tenant_id, config=config).describe()
+    if not described["available"]:
+        return []
+    created = int(config.created_at.timestamp()) if config is not None else 0
+    return [
+        {
+            "id": described["model"],
+            "object": "model",
+            "created": created,
+            "owned_by": described["provider"],
+        }
+    ]
