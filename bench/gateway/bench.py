@@ -188,6 +188,20 @@ def run_wrk(url: str, *, connections: int, duration: float, key: str) -> dict:
     return parse_wrk(out)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User+system CPU seconds of every live process in a process group (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def count_status(logfile: Path) -> dict:
     counts: dict[str, int] = {}
     if logfile.exists():
@@ -300,6 +314,7 @@ def main() -> int:
             wait_http(f"http://127.0.0.1:{ports[name]}/", timeout=10, proc=nginx, name="nginx")
 
         keys = {"upstream": "sk-bench-fake-key-0001"}
+        pgids = {"upstream": nginx.pid}
         urls = {"upstream": f"http://127.0.0.1:{ports['upstream']}/v1/chat/completions"}
 
         # -- LiteLLM's proxy: one worker, no database ------------------------------------
@@ -338,6 +353,7 @@ def main() -> int:
                 name="litellm",
             )
             keys["litellm"] = master
+            pgids["litellm"] = lite.pid
             urls["litellm"] = f"http://127.0.0.1:{ports['litellm']}/v1/chat/completions"
 
         # -- Switchyard: migrated database, tenant, key, active config -------------------
@@ -381,6 +397,7 @@ def main() -> int:
                 proc=sw,
                 name="switchyard",
             )
+            pgids["switchyard"] = sw.pid
             urls["switchyard"] = f"http://127.0.0.1:{ports['switchyard']}{args.path}"
 
         facts_before = machine_facts()
@@ -394,12 +411,19 @@ def main() -> int:
                         w = run_wrk(urls[t], connections=c, duration=args.warmup, key=keys[t])
                         wrk_2xx[t] += w["requests"] - w["non2xx"]
                         wrk_non2xx[t] += w["non2xx"]
+                    cpu0 = group_cpu_seconds(pgids[t]) if t in pgids else None
                     r = run_wrk(urls[t], connections=c, duration=args.duration, key=keys[t])
+                    if cpu0 is not None and r["requests"]:
+                        # CPU per request is what the server would cost on an idle machine;
+                        # unlike req/s it barely moves with the shared machine's load.
+                        cpu = group_cpu_seconds(pgids[t]) - cpu0
+                        r["cpu_ms_per_req"] = cpu * 1000 / r["requests"]
                     wrk_2xx[t] += r["requests"] - r["non2xx"]
                     wrk_non2xx[t] += r["non2xx"]
                     runs[t][c].append(r)
                     log(
                         f"round {rnd + 1} {t:<10} c={c:<3} {r['rps']:8.1f} req/s  "
+                        f"cpu/req {r.get('cpu_ms_per_req', 0):.3f} ms  "
                         f"p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  "
                         f"non-2xx {r['non2xx']}  socket errors {r['socket_errors']}"
                     )
@@ -483,6 +507,8 @@ def summarise(runs, conns) -> dict:
                 "non2xx": sum(r["non2xx"] for r in rs),
                 "socket_errors": sum(r["socket_errors"] for r in rs),
             }
+            if all("cpu_ms_per_req" in r for r in rs):
+                out[t][c]["cpu_ms_per_req"] = statistics.median(r["cpu_ms_per_req"] for r in rs)
     return out
 
 
@@ -501,15 +527,16 @@ def render(result: dict) -> str:
         f"{result['machine_before']['loadavg'][0]} before and "
         f"{result['machine_after']['loadavg'][0]} after (the machine is shared).",
         "",
-        "| target | conns | req/s | p50 ms | p99 ms | non-2xx |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| target | conns | req/s | p50 ms | p99 ms | non-2xx | server CPU ms/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for t in s:
         for c in conns:
             r = s[t][c]
+            cpu = f"{r['cpu_ms_per_req']:.3f}" if "cpu_ms_per_req" in r else "-"
             lines.append(
                 f"| {t} | {c} | {r['rps']:.0f} | {r['p50_ms']:.3f} | "
-                f"{r['p99_ms']:.3f} | {r['non2xx']} |"
+                f"{r['p99_ms']:.3f} | {r['non2xx']} | {cpu} |"
             )
     lines.append("")
     if "switchyard" in s and "litellm" in s:

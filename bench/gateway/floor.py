@@ -11,6 +11,8 @@ import json
 from django.http import HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from llm_providers.models import UsageLog
 from tenants.authentication import resolve_api_key
@@ -70,7 +72,54 @@ def auth_insert(request):
     return HttpResponse(BODY, content_type="application/json")
 
 
+@csrf_exempt
+def cached_auth_insert(request):
+    """As auth_insert, with the gateway's in-process key cache."""
+    from llm_providers.gateway.cache import authenticate_key
+
+    try:
+        api_key = authenticate_key(_key(request))
+    except Exception:
+        return JsonResponse({"error": {"message": "bad key"}}, status=401)
+    json.loads(request.body)
+    UsageLog.objects.create(
+        tenant_id=api_key.tenant_id,
+        provider="local",
+        model="floor",
+        endpoint="chat",
+        tokens_used=10,
+        prompt_tokens=9,
+        completion_tokens=1,
+        latency_ms=0,
+        success=True,
+        status_code=200,
+    )
+    return HttpResponse(BODY, content_type="application/json")
+
+
+class DRFAuthInsert(APIView):
+    """As auth_insert, through DRF (its authentication class, parser and renderer)."""
+
+    def post(self, request):
+        request.data  # noqa: B018 - parse like a DRF view would
+        UsageLog.objects.create(
+            tenant_id=request.user.tenant.pk,
+            provider="local",
+            model="floor",
+            endpoint="chat",
+            tokens_used=10,
+            prompt_tokens=9,
+            completion_tokens=1,
+            latency_ms=0,
+            success=True,
+            status_code=200,
+        )
+        return Response(json.loads(BODY))
+
+
 urlpatterns = [
+    path("floor/cached-auth-insert", cached_auth_insert),
+    path("floor/drf-auth-insert", DRFAuthInsert.as_view()),
     path("floor/hello", hello),
     path("floor/auth", auth_only),
     path("floor/auth-insert", auth_insert),
