@@ -88,6 +88,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Persistent connections for SQLite too: opening one per request (with its PRAGMAs) cost
+# more CPU than the whole /v1 call otherwise does (bench/README.md).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, shared validation state) -------------------------------------
@@ -176,6 +179,8 @@ ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
 GROQ_BASE_URL = env.str("GROQ_BASE_URL", default="")
 # Prompts and answers are not stored on usage rows unless the operator turns this on.
 LLM_LOG_PROMPTS = env.bool("LLM_LOG_PROMPTS", default=False)
+# /v1 keeps API-key lookups and active configs in-process this long (0 turns it off).
+LLM_GATEWAY_CACHE_SECONDS = env.float("LLM_GATEWAY_CACHE_SECONDS", default=5.0)
 
 # --- Logging --------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

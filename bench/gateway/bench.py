@@ -432,7 +432,9 @@ def main() -> int:
         # -- accounting check: one usage row per answered request ------------------------
         check = None
         if "switchyard" in targets:
-            time.sleep(1.5)  # in-flight requests cut off by wrk's stop finish meanwhile
+            # A graceful stop lets the requests still in flight when wrk stopped finish
+            # (and write their rows) before the rows are counted.
+            procs.stop(sw, signal.SIGTERM, timeout=30)
             out = subprocess.run(
                 [py, "-m", "bench.gateway.seed", "count"],
                 env=env,
