@@ -214,32 +214,33 @@ def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[by
     def choice(delta: dict, finish_reason: str | None = None) -> list:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
 
-    failed = False
+    error = None
     finish_reason = None
     try:
         yield event(choice({"role": "assistant", "content": ""}))
+        # The stream is read to its end (it stops by itself after the provider's last
+        # event or an error) so that its usage row is written before the client sees
+        # the end: whoever reads [DONE] can rely on the row being there.
         for delta in stream:
             if delta.model:
                 model = delta.model
             if delta.error is not None:
-                failed = True
-                yield stream_error_event(delta.error)
-                break
+                error = delta.error
+                continue
             if delta.text:
                 yield event(choice({"content": delta.text}))
             if delta.finish_reason and finish_reason is None:
                 finish_reason = delta.finish_reason
                 yield event(choice({}, finish_reason))
-            if delta.done:
-                break
-        if not failed:
+        stream.close()
+        if error is not None:
+            yield stream_error_event(error)
+        else:
             if finish_reason is None:
                 # The provider ended without saying why (some local servers do).
                 yield event(choice({}, "stop"))
-            if chat.include_usage:
-                stream.close()  # writes the row; its counts are the ones we report
-                if stream.result is not None:
-                    yield event([], usage=usage_body(stream.result))
+            if chat.include_usage and stream.result is not None:
+                yield event([], usage=usage_body(stream.result))
         yield b"data: [DONE]\n\n"
     finally:
         stream.close()
