@@ -70,10 +70,30 @@ def configure(tenant, httpserver):
 
 
 @pytest.fixture
-def client(live_server, api_key):
-    return openai.OpenAI(
-        base_url=f"{live_server.url}/v1", api_key=api_key.plain_key, max_retries=0, timeout=20
-    )
+def sdk(live_server):
+    """OpenAI SDK clients on the live server, closed afterwards.
+
+    Closing matters: a kept-alive connection keeps its server thread, and that thread's
+    persistent database connection, alive past the test.
+    """
+    clients = []
+
+    def make(key):
+        clients.append(
+            openai.OpenAI(
+                base_url=f"{live_server.url}/v1", api_key=key, max_retries=0, timeout=20
+            )
+        )
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def client(sdk, api_key):
+    return sdk(api_key.plain_key)
 
 
 def upstream_json(httpserver, provider, body, status=200, headers=None):
@@ -379,11 +399,9 @@ def test_error_after_the_stream_started_reaches_the_sdk_as_an_error(
 
 
 # -- errors ------------------------------------------------------------------------------
-def test_bad_tenant_key_is_401_in_openais_shape(live_server, configure, httpserver):
+def test_bad_tenant_key_is_401_in_openais_shape(sdk, configure, httpserver):
     configure("openai")
-    bad = openai.OpenAI(
-        base_url=f"{live_server.url}/v1", api_key="sy-not-a-real-key", max_retries=0
-    )
+    bad = sdk("sy-not-a-real-key")
 
     with pytest.raises(openai.AuthenticationError) as caught:
         bad.chat.completions.create(
@@ -581,7 +599,7 @@ def test_stream_that_fails_before_the_first_byte_is_a_plain_error(client, config
 
 # -- tenants -----------------------------------------------------------------------------
 def test_other_tenants_config_is_never_reachable(
-    live_server, client, configure, httpserver, tenant, other_tenant
+    sdk, client, configure, httpserver, tenant, other_tenant
 ):
     configure("openai", base_path="/mine/v1")
     configure("openai", for_tenant=other_tenant, base_path="/theirs/v1")
@@ -589,11 +607,7 @@ def test_other_tenants_config_is_never_reachable(
     httpserver.expect_request("/theirs/v1/chat/completions").respond_with_json(
         openai_reply("theirs")
     )
-    other = openai.OpenAI(
-        base_url=f"{live_server.url}/v1",
-        api_key=TenantAPIKeyFactory(tenant=other_tenant).plain_key,
-        max_retries=0,
-    )
+    other = sdk(TenantAPIKeyFactory(tenant=other_tenant).plain_key)
     messages = [{"role": "user", "content": "Hi"}]
 
     assert (
