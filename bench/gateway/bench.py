@@ -67,7 +67,7 @@ error_log {dir}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
   client_body_temp_path {dir}/nginx-body;
-  log_format st '$status';
+  log_format st '$request_method $status';
 {servers}
 }}
 """
@@ -203,10 +203,13 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def count_status(logfile: Path) -> dict:
+    """`{status: count}` of the POSTs in an access log (the readiness probe is a GET)."""
     counts: dict[str, int] = {}
     if logfile.exists():
-        for line in logfile.read_text().split():
-            counts[line] = counts.get(line, 0) + 1
+        for line in logfile.read_text().splitlines():
+            method, _, status = line.partition(" ")
+            if method == "POST":
+                counts[status] = counts.get(status, 0) + 1
     return counts
 
 
