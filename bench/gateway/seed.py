@@ -8,8 +8,11 @@ import django
 
 def setup(provider: str, base_url: str) -> None:
     from llm_providers.services import llm_provider_service
+    from tenants.models import Tenant
     from tenants.services import api_key_create, tenant_create
 
+    # A rerun against the same database starts from scratch (rows cascade).
+    Tenant.objects.filter(pk="bench_tenant").delete()
     tenant = tenant_create(tenant_id="bench_tenant", name="Benchmark")
     _, key = api_key_create(tenant=tenant, name="bench")
     llm_provider_service.save_provider_config(

@@ -80,9 +80,7 @@ def sdk(live_server):
 
     def make(key):
         clients.append(
-            openai.OpenAI(
-                base_url=f"{live_server.url}/v1", api_key=key, max_retries=0, timeout=20
-            )
+            openai.OpenAI(base_url=f"{live_server.url}/v1", api_key=key, max_retries=0, timeout=20)
         )
         return clients[-1]
 
@@ -663,3 +661,31 @@ def test_config_change_is_seen_at_once_despite_the_cache(client, configure, http
         client.chat.completions.create(model="m", messages=messages).choices[0].message.content
         == "2"
     )
+
+
+def test_oversized_body_is_413(live_server, api_key, configure, httpserver, settings):
+    configure("openai")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = requests.post(
+        f"{live_server.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "x" * 2000}]},
+        headers={"Authorization": f"Bearer {api_key.plain_key}"},
+        timeout=20,
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert len(httpserver.log) == 0
+
+
+def test_wrong_method_is_405_in_openais_shape(live_server, api_key):
+    response = requests.get(
+        f"{live_server.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {api_key.plain_key}"},
+        timeout=20,
+    )
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "method_not_allowed"
