@@ -19,6 +19,8 @@ from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
+from tenants.models import Tenant
+
 from .models import Endpoint, KeyStatus, Provider, ProviderConfig
 
 logger = logging.getLogger(__name__)
@@ -274,7 +276,9 @@ class LLMStartupValidator:
                     metadata={"check": self.endpoint},
                 )
             else:
-                outcome = service.list_models(timeout=self.timeout)
+                # The free check is not a billable call: its outcome goes on the config,
+                # not into the tenant's usage log.
+                outcome = service.list_models(timeout=self.timeout, record_usage=False)
         except Exception as exc:
             # A bug in one provider's path must not stop the others; the exception's text
             # is left out because it could quote a request.
@@ -363,11 +367,26 @@ class LLMStartupValidator:
 
 
 def environment_target() -> ValidationTarget | None:
-    """The environment fallback (SPEC §4) as a target, when LLM_DEFAULT_PROVIDER is set."""
+    """The environment fallback (SPEC §4) as a target, when some tenant relies on it.
+
+    It is checked through one such tenant (an active tenant without an active config),
+    exactly as that tenant's calls would go; with no such tenant it serves nobody.
+    """
     provider = (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
     if not provider:
         return None
-    return ValidationTarget(provider=provider, model=settings.LLM_DEFAULT_MODEL or "")
+    tenant_id = (
+        Tenant.objects.filter(is_active=True)
+        .exclude(provider_configs__is_active=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if tenant_id is None:
+        return None
+    return ValidationTarget(
+        provider=provider, model=settings.LLM_DEFAULT_MODEL or "", tenant_id=tenant_id
+    )
 
 
 def latest_validation() -> dict | None:

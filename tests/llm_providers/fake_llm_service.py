@@ -76,7 +76,7 @@ class FakeLLMService:
     def is_available(self):
         return True
 
-    def list_models(self, timeout=None):
+    def list_models(self, timeout=None, *, endpoint="validation", record_usage=True):
         type(self).calls.append(("list_models", self.tenant_id, None))
         return self._call("GET", "/models", timeout)
 

@@ -93,7 +93,10 @@ def test_rejected_key_is_unusable_with_one_warning_line_without_the_key(db, upst
         report = run_llm_startup_validation(timeout=5)
 
     assert report.summary["unusable"] == 1
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [
+        r for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "llm_providers.validation"
+    ]
     assert len(warnings) == 1
     line = warnings[0].getMessage()
     assert "provider=local" in line
@@ -273,6 +276,8 @@ def test_unknown_mode_is_a_value_error(db):
 
 @override_settings(LLM_DEFAULT_PROVIDER="openai", LLM_DEFAULT_MODEL="gpt-4o-mini", OPENAI_API_KEY="")
 def test_environment_fallback_without_its_key_is_unusable(db, llm_service):
+    TenantFactory()  # relies on the fallback: no config of its own
+
     report = run_llm_startup_validation(timeout=5)
 
     (check,) = report.checks
@@ -288,10 +293,10 @@ def test_a_crashing_check_does_not_stop_the_others(db, upstream, monkeypatch, ll
     local_config(base_url(upstream))
     real_list_models = llm_service.list_models
 
-    def list_models(self, timeout=None):
+    def list_models(self, timeout=None, **kwargs):
         if self.config.pk == broken.pk:
             raise RuntimeError("bug with sk-test-fake-key-0001 in it")
-        return real_list_models(self, timeout)
+        return real_list_models(self, timeout, **kwargs)
 
     monkeypatch.setattr(llm_service, "list_models", list_models)
 
@@ -321,3 +326,13 @@ def test_report_as_dict_is_json_serialisable(db, upstream):
     assert data["summary"]["reachable"] == 1
     assert data["results"][0]["status"] == "reachable"
     assert FAKE_KEY not in json.dumps(data)
+
+
+@override_settings(LLM_DEFAULT_PROVIDER="local", LLM_DEFAULT_MODEL="m")
+def test_environment_fallback_is_not_checked_when_no_tenant_relies_on_it(db, upstream):
+    upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
+    local_config(base_url(upstream))
+
+    report = run_llm_startup_validation(timeout=5)
+
+    assert [check.source for check in report.checks] == ["config"]
