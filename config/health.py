@@ -51,6 +51,8 @@ def healthz(request):
     validation = validation_check()
     status = "degraded" if validation["status"] == "degraded" else "ok"
     return JsonResponse(
-        {"status": status, "checks": {"process": {"status": "ok"}, "database": database,
-                                      "validation": validation}}
+        {
+            "status": status,
+            "checks": {"process": {"status": "ok"}, "database": database, "validation": validation},
+        }
     )

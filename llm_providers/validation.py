@@ -284,7 +284,9 @@ class LLMStartupValidator:
             # is left out because it could quote a request.
             logger.error(
                 "LLM provider check crashed: provider=%s tenant=%s error=%s",
-                target.provider, target.tenant_id or "-", type(exc).__name__,
+                target.provider,
+                target.tenant_id or "-",
+                type(exc).__name__,
             )
             error = {
                 "type": "bad_response",
@@ -294,7 +296,10 @@ class LLMStartupValidator:
             return self._result(target, started, success=False, error=error)
         error = None if outcome.success else _error_dict(outcome.error)
         return self._result(
-            target, started, success=outcome.success, error=error,
+            target,
+            started,
+            success=outcome.success,
+            error=error,
             latency_ms=getattr(outcome, "latency_ms", None),
         )
 
@@ -326,7 +331,10 @@ class LLMStartupValidator:
             "status_code": None,
         }
         return self._result(
-            target, time.monotonic(), success=False, error=error,
+            target,
+            time.monotonic(),
+            success=False,
+            error=error,
             latency_ms=round(self.timeout * 1000),
         )
 
@@ -358,12 +366,20 @@ class LLMStartupValidator:
                 continue
             logger.warning(
                 "LLM provider %s: provider=%s tenant=%s config=%s model=%s reason=%s",
-                check.status, check.provider, check.tenant_id or "(environment)",
-                check.config_id or "-", check.model or "-", check.reason,
+                check.status,
+                check.provider,
+                check.tenant_id or "(environment)",
+                check.config_id or "-",
+                check.model or "-",
+                check.reason,
             )
         if report.checks:
-            logger.info("LLM provider validation (%s) finished in %d ms: %s",
-                        report.mode, report.duration_ms, report.summary)
+            logger.info(
+                "LLM provider validation (%s) finished in %d ms: %s",
+                report.mode,
+                report.duration_ms,
+                report.summary,
+            )
 
 
 def environment_target() -> ValidationTarget | None:

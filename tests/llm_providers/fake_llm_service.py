@@ -67,7 +67,8 @@ class FakeLLMService:
                 error = None
             else:
                 error = FakeError(
-                    STATUS_TYPES.get(reply.status_code, "server_error"), "upstream said no",
+                    STATUS_TYPES.get(reply.status_code, "server_error"),
+                    "upstream said no",
                     reply.status_code,
                 )
         latency = round((time.monotonic() - started) * 1000)
@@ -82,6 +83,9 @@ class FakeLLMService:
 
     def generate_completion(self, prompt, max_tokens=1000, *, endpoint="completion", **kwargs):
         type(self).calls.append(("generate_completion", self.tenant_id, endpoint))
-        body = {"model": "m", "max_tokens": max_tokens,
-                "messages": [{"role": "user", "content": prompt}]}
+        body = {
+            "model": "m",
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": prompt}],
+        }
         return self._call("POST", "/chat/completions", 5, json=body)

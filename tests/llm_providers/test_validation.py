@@ -94,7 +94,8 @@ def test_rejected_key_is_unusable_with_one_warning_line_without_the_key(db, upst
 
     assert report.summary["unusable"] == 1
     warnings = [
-        r for r in caplog.records
+        r
+        for r in caplog.records
         if r.levelno == logging.WARNING and r.name == "llm_providers.validation"
     ]
     assert len(warnings) == 1
@@ -234,7 +235,13 @@ def test_full_run_stores_counts_only_in_the_shared_cache(db, upstream):
     assert entry == cache.get(CACHE_KEY)
     assert entry["reachable"] == 1 and entry["unreachable"] == 1 and entry["total"] == 2
     assert set(entry) == {
-        "ran_at", "mode", "duration_ms", "reachable", "unreachable", "unusable", "total",
+        "ran_at",
+        "mode",
+        "duration_ms",
+        "reachable",
+        "unreachable",
+        "unusable",
+        "total",
     }
 
 
@@ -274,7 +281,9 @@ def test_unknown_mode_is_a_value_error(db):
         run_llm_startup_validation(mode="sometimes")
 
 
-@override_settings(LLM_DEFAULT_PROVIDER="openai", LLM_DEFAULT_MODEL="gpt-4o-mini", OPENAI_API_KEY="")
+@override_settings(
+    LLM_DEFAULT_PROVIDER="openai", LLM_DEFAULT_MODEL="gpt-4o-mini", OPENAI_API_KEY=""
+)
 def test_environment_fallback_without_its_key_is_unusable(db, llm_service):
     TenantFactory()  # relies on the fallback: no config of its own
 

@@ -78,7 +78,7 @@ class Command(BaseCommand):
         widths = [
             max([len(COLUMNS[i])] + [len(row[i]) for row in rows]) for i in range(len(COLUMNS) - 1)
         ]
-        line = "  ".join("{:<%d}" % w for w in widths) + "  {}"
+        line = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
         self.stdout.write(line.format(*(c.upper() for c in COLUMNS)).rstrip())
         for row in rows:
             style = self.style.SUCCESS if row[3] == "reachable" else self.style.WARNING
