@@ -48,7 +48,9 @@ class ProviderConfigForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk:
+        # A new config already has its UUID, so "is it new" is asked of _state.
+        self.is_new = self.instance._state.adding
+        if not self.is_new:
             self.fields["active"].initial = self.instance.is_active
 
     def clean_metadata(self):
@@ -73,7 +75,7 @@ class ProviderConfigForm(forms.ModelForm):
         return cleaned
 
     def _candidate(self, cleaned) -> ProviderConfig:
-        candidate = copy.copy(self.instance) if self.instance.pk else ProviderConfig()
+        candidate = ProviderConfig() if self.is_new else copy.copy(self.instance)
         for name in ("provider", "default_model", "base_url"):
             if name in cleaned:
                 setattr(candidate, name, cleaned[name] or "")
@@ -81,7 +83,7 @@ class ProviderConfigForm(forms.ModelForm):
             candidate.metadata = cleaned["metadata"]
         if cleaned.get("api_key"):
             candidate.set_api_key(cleaned["api_key"])
-        elif cleaned.get("clear_api_key") or not self.instance.pk:
+        elif cleaned.get("clear_api_key") or self.is_new:
             candidate.set_api_key("")
         return candidate
 
@@ -322,7 +324,7 @@ class UsageLogAdmin(admin.ModelAdmin):
     def dashboard_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = DashboardFilterForm(request.GET or None)
+        form = DashboardFilterForm.for_request(request.GET)
         filters = form.filters()
         context = {
             **self.admin_site.each_context(request),

@@ -52,6 +52,14 @@ class DashboardFilterForm(forms.Form):
                 raise forms.ValidationError(f"Choose at most {MAX_DAYS} days.")
         return cleaned
 
+    @classmethod
+    def for_request(cls, params):
+        """Bound to the query string, or showing the default range when there is none."""
+        if params:
+            return cls(params)
+        defaults = cls().filters()
+        return cls(initial={"start": defaults["start"], "end": defaults["end"]})
+
     def filters(self) -> dict:
         """The chosen filters, or the defaults (last 30 days, all tenants) when invalid."""
         today = timezone.localdate()
@@ -112,7 +120,9 @@ class Chart:
 def _fmt(metric, value) -> str:
     if metric == "cost":
         return f"${value:,.4f}"
-    return f"{int(value):,}"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{float(value):,.1f}"
 
 
 def _colours(providers):

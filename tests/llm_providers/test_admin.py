@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 from decimal import Decimal
 
 import pytest
@@ -155,6 +156,12 @@ def test_adding_a_config_saves_it_through_the_service(admin_client, upstream):
     assert config.base_url == base_url(upstream)  # normalised by the service
     old.refresh_from_db()
     assert old.is_active is False
+
+
+def test_new_configs_are_active_unless_unticked(admin_client):
+    page = html(admin_client.get(ADD))
+
+    assert re.search(r'<input type="checkbox" name="active"[^>]* checked', page)
 
 
 def test_blank_key_field_keeps_the_current_key(admin_client):
