@@ -5,10 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from llm_providers import services
-from llm_providers.models import ProviderConfig
+from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import TenantFactory
-from tests.llm_providers.fake_llm_service import FakeLLMService
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +31,8 @@ def operator(admin_user, settings):
 
 
 def test_operator_adds_a_provider_tests_it_and_sees_the_usage_chart(
-    live_server, operator, browser_page, model_server, monkeypatch
+    live_server, operator, browser_page, model_server
 ):
-    monkeypatch.setattr(services, "LLMService", FakeLLMService, raising=False)
     model_server.expect_request("/v1/chat/completions", method="POST").respond_with_json(
         COMPLETION_REPLY
     )
@@ -79,9 +76,14 @@ def test_operator_adds_a_provider_tests_it_and_sees_the_usage_chart(
     expect(page).to_have_url(re.compile(r"/admin/llm_providers/usagelog/dashboard/"))
     for chart in ("requests", "tokens", "cost", "errors"):
         expect(page.locator(f"#chart-{chart} svg")).to_be_visible()
+    # The test call is in the log, so the requests and tokens charts each draw its bar.
+    expect(page.locator("#chart-requests svg rect.bar")).to_have_count(1)
+    expect(page.locator("#chart-tokens svg rect.bar title")).to_contain_text("local: 6")
+    expect(page.locator("#usage-totals")).to_contain_text("local")
 
     request, _ = model_server.log[0]
     assert request.json["max_tokens"] == 1
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
     config = ProviderConfig.objects.get(tenant=tenant)
     assert config.last_test_success is True and config.is_active
+    assert UsageLog.objects.get(provider_config=config).endpoint == "test"

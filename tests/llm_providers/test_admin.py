@@ -28,8 +28,6 @@ COMPLETION_REPLY = {
     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
 }
 
-pytestmark = pytest.mark.usefixtures("llm_service")
-
 CHANGELIST = reverse("admin:llm_providers_providerconfig_changelist")
 ADD = reverse("admin:llm_providers_providerconfig_add")
 DASHBOARD = reverse("admin:llm_providers_usagelog_dashboard")
@@ -282,9 +280,7 @@ def run_action(client, action, *configs):
     )
 
 
-def test_test_connection_makes_a_real_completion_and_reports_success(
-    admin_client, upstream, llm_service
-):
+def test_test_connection_makes_a_real_completion_and_reports_success(admin_client, upstream):
     upstream.expect_request("/v1/chat/completions", method="POST").respond_with_json(
         COMPLETION_REPLY
     )
@@ -295,7 +291,11 @@ def test_test_connection_makes_a_real_completion_and_reports_success(
     page = html(run_action(admin_client, "test_connection", config))
 
     assert f"Test of {config}: OK in" in page
-    assert [(c[0], c[2]) for c in llm_service.calls] == [("generate_completion", "test")]
+    request, _ = upstream.log[0]
+    assert request.json["max_tokens"] == 1
+    assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
+    usage = UsageLog.objects.get()
+    assert (usage.endpoint, usage.provider_config_id, usage.tokens_used) == ("test", config.pk, 6)
     config.refresh_from_db()
     assert config.last_test_success is True
     assert config.last_tested is not None
@@ -316,16 +316,16 @@ def test_test_connection_reports_a_refused_key_on_the_page(admin_client, upstrea
     assert config.last_test_success is False
 
 
-def test_test_connection_never_sends_an_undecryptable_key(admin_client, upstream, llm_service):
+def test_test_connection_never_sends_an_undecryptable_key(admin_client, upstream):
     config = undecryptable_config(provider="local", base_url=base_url(upstream))
 
     page = html(run_action(admin_client, "test_connection", config))
 
     assert "cannot be decrypted" in page
-    assert upstream.log == [] and llm_service.calls == []
+    assert upstream.log == []
 
 
-def test_validate_action_checks_the_selected_configs(admin_client, upstream, llm_service):
+def test_validate_action_checks_the_selected_configs(admin_client, upstream):
     upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
     configs = [
         ProviderConfigFactory(provider="local", base_url=base_url(upstream), default_model="m")
@@ -338,7 +338,7 @@ def test_validate_action_checks_the_selected_configs(admin_client, upstream, llm
         assert f"Validation of {config}: OK in" in page
         config.refresh_from_db()
         assert config.last_test_success is True
-    assert {c[0] for c in llm_service.calls} == {"list_models"}
+    assert [request.path for request, _ in upstream.log] == ["/v1/models"] * 2
 
 
 # -- usage logs ------------------------------------------------------------------------

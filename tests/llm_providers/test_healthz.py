@@ -37,7 +37,7 @@ def test_is_ok_without_credentials_before_any_validation(db, client):
     assert body["checks"]["validation"] == {"status": "not_run"}
 
 
-def test_reports_the_latest_validation_as_counts(db, client, upstream, llm_service):
+def test_reports_the_latest_validation_as_counts(db, client, upstream):
     upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
     local_config(base_url(upstream), TenantFactory(id="acme", name="Acme Secret Corp"))
     run_llm_startup_validation(timeout=5)
@@ -53,9 +53,7 @@ def test_reports_the_latest_validation_as_counts(db, client, upstream, llm_servi
     assert validation["ran_at"] and validation["duration_ms"] >= 0
 
 
-def test_is_degraded_when_a_provider_is_not_usable_and_names_nobody(
-    db, client, upstream, llm_service
-):
+def test_is_degraded_when_a_provider_is_not_usable_and_names_nobody(db, client, upstream):
     upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
     local_config(base_url(upstream), TenantFactory(id="acme", name="Acme Secret Corp"))
     local_config(closed_port_url(), TenantFactory(id="globex", name="Globex Hidden"))

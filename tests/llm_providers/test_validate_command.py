@@ -8,14 +8,13 @@ import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory, TenantFactory
 from tests.llm_providers.conftest import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0003"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model"}]}
 ROOT = Path(__file__).resolve().parents[2]
-
-pytestmark = pytest.mark.usefixtures("llm_service")
 
 
 @pytest.fixture(autouse=True)
@@ -114,9 +113,18 @@ def test_json_output_is_the_report(db, upstream):
     assert FAKE_KEY not in out
 
 
-def test_ping_mode_is_passed_through(db, upstream, llm_service):
+def test_ping_mode_is_passed_through(db, upstream):
     upstream.expect_request("/v1/chat/completions", method="POST").respond_with_json(
-        {"choices": [{"message": {"content": "p"}}]}
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "p"},
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+        }
     )
     local_config(base_url(upstream))
 
@@ -124,7 +132,8 @@ def test_ping_mode_is_passed_through(db, upstream, llm_service):
 
     assert code == 0
     assert json.loads(out)["mode"] == "ping"
-    assert [c[0] for c in llm_service.calls] == ["generate_completion"]
+    assert [request.path for request, _ in upstream.log] == ["/v1/chat/completions"]
+    assert UsageLog.objects.get().endpoint == "validation"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from werkzeug import Response
 
-from llm_providers.models import ProviderConfig
+from llm_providers.llm_service import LLMService
+from llm_providers.models import ProviderConfig, UsageLog
 from llm_providers.validation import (
     CACHE_KEY,
     CheckStatus,
@@ -23,8 +24,15 @@ from tests.llm_providers.conftest import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0001"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model", "object": "model"}]}
-
-pytestmark = pytest.mark.usefixtures("llm_service")
+COMPLETION_REPLY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "p"}, "finish_reason": "length"}
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+}
 
 
 @pytest.fixture(autouse=True)
@@ -61,28 +69,50 @@ def test_reachable_provider_is_counted_and_its_outcome_stored(db, upstream):
     assert config.test_latency_ms is not None
 
 
-def test_models_mode_spends_no_tokens(db, upstream, llm_service):
+def test_models_mode_spends_no_tokens_and_writes_no_usage(db, upstream):
     upstream.expect_request("/v1/models", method="GET").respond_with_json(MODELS_REPLY)
     local_config(base_url(upstream))
 
     run_llm_startup_validation(mode="models", timeout=5)
 
-    assert [call[0] for call in llm_service.calls] == ["list_models"]
     assert [req.path for req, _ in upstream.log] == ["/v1/models"]
+    assert upstream.log[0][0].headers["Authorization"] == f"Bearer {FAKE_KEY}"
+    assert not UsageLog.objects.exists()
 
 
-def test_ping_mode_sends_a_one_token_completion_logged_as_validation(db, upstream, llm_service):
+def test_ping_mode_sends_a_one_token_completion_logged_as_validation(db, upstream):
     upstream.expect_request("/v1/chat/completions", method="POST").respond_with_json(
-        {"choices": [{"message": {"content": "p"}}], "usage": {"total_tokens": 2}}
+        COMPLETION_REPLY
     )
-    local_config(base_url(upstream))
+    config = local_config(base_url(upstream))
 
     report = run_llm_startup_validation(mode="ping", timeout=5)
 
     assert report.summary["reachable"] == 1
-    assert [(c[0], c[2]) for c in llm_service.calls] == [("generate_completion", "validation")]
     request, _ = upstream.log[0]
     assert json.loads(request.data)["max_tokens"] == 1
+    usage = UsageLog.objects.get()
+    assert (usage.endpoint, usage.provider_config_id, usage.success) == (
+        "validation",
+        config.pk,
+        True,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ping_mode_checks_several_providers_at_once_and_logs_each(upstream):
+    upstream.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        COMPLETION_REPLY
+    )
+    configs = [local_config(base_url(upstream)) for _ in range(3)]
+
+    report = run_llm_startup_validation(mode="ping", timeout=5)
+
+    assert report.summary["reachable"] == 3
+    logged = set(
+        UsageLog.objects.filter(endpoint="validation").values_list("provider_config_id", flat=True)
+    )
+    assert logged == {c.pk for c in configs}
 
 
 def test_rejected_key_is_unusable_with_one_warning_line_without_the_key(db, upstream, caplog):
@@ -267,12 +297,12 @@ def test_other_tenants_configs_are_not_checked_in_a_tenant_run(db, upstream):
     assert other.last_tested is None
 
 
-def test_mode_off_checks_nothing_and_says_so(db, upstream, llm_service):
+def test_mode_off_checks_nothing_and_says_so(db, upstream):
     local_config(base_url(upstream))
 
     report = run_llm_startup_validation(mode="off")
 
-    assert report.checks == [] and llm_service.calls == [] and upstream.log == []
+    assert report.checks == [] and upstream.log == []
     assert latest_validation()["mode"] == "off"
 
 
@@ -284,7 +314,7 @@ def test_unknown_mode_is_a_value_error(db):
 @override_settings(
     LLM_DEFAULT_PROVIDER="openai", LLM_DEFAULT_MODEL="gpt-4o-mini", OPENAI_API_KEY=""
 )
-def test_environment_fallback_without_its_key_is_unusable(db, llm_service):
+def test_environment_fallback_without_its_key_is_unusable(db):
     TenantFactory()  # relies on the fallback: no config of its own
 
     report = run_llm_startup_validation(timeout=5)
@@ -293,25 +323,44 @@ def test_environment_fallback_without_its_key_is_unusable(db, llm_service):
     assert check.source == "environment"
     assert check.status == CheckStatus.UNUSABLE
     assert "OPENAI_API_KEY" in check.error["message"]
-    assert llm_service.calls == []
+    assert not UsageLog.objects.exists()
 
 
-def test_a_crashing_check_does_not_stop_the_others(db, upstream, monkeypatch, llm_service):
+def test_environment_fallback_is_checked_like_a_tenant_would_use_it(db, upstream, settings):
+    settings.LLM_DEFAULT_PROVIDER = "local"
+    settings.LLM_DEFAULT_MODEL = "m"
+    settings.LLM_DEFAULT_BASE_URL = base_url(upstream)
+    upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
+    relying = TenantFactory()
+
+    report = run_llm_startup_validation(timeout=5)
+
+    (check,) = report.checks
+    assert (check.source, check.status, check.tenant_id) == (
+        "environment",
+        CheckStatus.REACHABLE,
+        relying.pk,
+    )
+    assert check.config_id is None
+
+
+def test_a_crashing_check_does_not_stop_the_others(db, upstream, monkeypatch, caplog):
     upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
     broken = local_config(base_url(upstream))
     local_config(base_url(upstream))
-    real_list_models = llm_service.list_models
+    real_list_models = LLMService.list_models
 
     def list_models(self, timeout=None, **kwargs):
-        if self.config.pk == broken.pk:
-            raise RuntimeError("bug with sk-test-fake-key-0001 in it")
+        if self.tenant_id == broken.tenant_id:
+            raise RuntimeError(f"bug with {FAKE_KEY} in it")
         return real_list_models(self, timeout, **kwargs)
 
-    monkeypatch.setattr(llm_service, "list_models", list_models)
+    monkeypatch.setattr(LLMService, "list_models", list_models)
 
     report = run_llm_startup_validation(timeout=5)
 
     assert report.summary == {"reachable": 1, "unreachable": 0, "unusable": 1, "total": 2}
+    assert FAKE_KEY not in caplog.text
 
 
 def test_admin_validation_of_chosen_configs_includes_inactive_ones(db, upstream):
