@@ -238,11 +238,10 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     def test_connection(self, request, queryset):
         self._check(request, queryset, mode="ping", endpoint=Endpoint.TEST, label="Test")
 
-    @admin.action(description="Validate (free model-list check)")
+    @admin.action(description="Validate (as start-up does: LLM_VALIDATION_MODE)")
     def validate_configs(self, request, queryset):
-        self._check(
-            request, queryset, mode="models", endpoint=Endpoint.VALIDATION, label="Validation"
-        )
+        # mode None: the configured mode (models unless set to ping; "off" still checks).
+        self._check(request, queryset, mode=None, endpoint=Endpoint.VALIDATION, label="Validation")
 
     def _check(self, request, queryset, *, mode, endpoint, label):
         configs = list(queryset.select_related("tenant")[: MAX_CONFIGS_PER_ACTION + 1])

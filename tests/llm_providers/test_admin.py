@@ -341,6 +341,32 @@ def test_validate_action_checks_the_selected_configs(admin_client, upstream):
     assert [request.path for request, _ in upstream.log] == ["/v1/models"] * 2
 
 
+def test_validate_action_follows_the_configured_mode(admin_client, upstream, settings):
+    settings.LLM_VALIDATION_MODE = "ping"
+    upstream.expect_request("/v1/chat/completions").respond_with_json(COMPLETION_REPLY)
+    config = ProviderConfigFactory(
+        provider="local", base_url=base_url(upstream), default_model="m", api_key=FAKE_KEY
+    )
+
+    page = html(run_action(admin_client, "validate_configs", config))
+
+    assert f"Validation of {config}: OK in" in page
+    assert UsageLog.objects.get().endpoint == "validation"
+
+
+def test_actions_refuse_too_many_configs_at_once(admin_client, upstream, monkeypatch):
+    monkeypatch.setattr("llm_providers.admin.MAX_CONFIGS_PER_ACTION", 1)
+    configs = [
+        ProviderConfigFactory(provider="local", base_url=base_url(upstream), default_model="m")
+        for _ in range(2)
+    ]
+
+    page = html(run_action(admin_client, "test_connection", *configs))
+
+    assert "Select at most 1 configs" in page
+    assert upstream.log == []
+
+
 # -- usage logs ------------------------------------------------------------------------
 
 
