@@ -5,6 +5,7 @@ costs about as long as the slowest one. Outcomes go onto the configs (one bulk u
 and, for a full run, into one shared cache entry that `/healthz` reads as counts.
 """
 
+import copy
 import logging
 import math
 import time
@@ -140,13 +141,18 @@ class ValidationReport:
         }
 
 
-def _service_for(target: ValidationTarget):
+def _service_for(target: ValidationTarget, *, timeout: float):
     # Imported late: LLMService pulls in the adapters, and ready() must stay import-light.
     from .services import LLMService
 
-    if target.config is not None:
-        return LLMService(target.tenant_id, config=target.config)
-    return LLMService(target.tenant_id)
+    if target.config is None:
+        return LLMService(target.tenant_id)
+    # The check's own timeout bounds the call (read timeout and overall deadline), on an
+    # unsaved copy so the stored metadata is untouched.
+    config = copy.copy(target.config)
+    metadata = config.metadata if isinstance(config.metadata, dict) else {}
+    config.metadata = {**metadata, "timeout": timeout, "deadline": timeout}
+    return LLMService(target.tenant_id, config=config)
 
 
 def _configuration_problem(config: ProviderConfig) -> str:
@@ -172,7 +178,11 @@ def _environment_problem(target: ValidationTarget) -> str:
 
 def _error_dict(error) -> dict:
     if error is None:
-        return {"type": "bad_response", "message": "The check failed without an error."}
+        return {
+            "type": "bad_response",
+            "message": "The check failed without an error.",
+            "status_code": None,
+        }
     if isinstance(error, dict):
         return {k: error.get(k) for k in ("type", "message", "status_code")}
     return error.as_dict()
@@ -267,7 +277,7 @@ class LLMStartupValidator:
             error = {"type": "configuration", "message": problem, "status_code": None}
             return self._result(target, started, success=False, error=error)
         try:
-            service = _service_for(target)
+            service = _service_for(target, timeout=self.timeout)
             if self.mode == "ping":
                 outcome = service.generate_completion(
                     "ping",

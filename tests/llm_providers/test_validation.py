@@ -174,6 +174,26 @@ def test_slow_provider_times_out_without_holding_up_the_others(db, upstream):
     assert by_tenant[fast.pk].status == CheckStatus.REACHABLE
 
 
+def test_ping_mode_is_bounded_by_the_check_timeout_too(db, upstream):
+    release = threading.Event()
+
+    def hang(request):
+        release.wait(10)
+        return Response(json.dumps(COMPLETION_REPLY), content_type="application/json")
+
+    upstream.expect_request("/v1/chat/completions").respond_with_handler(hang)
+    config = local_config(base_url(upstream), metadata={"timeout": 120})
+    try:
+        report = run_llm_startup_validation(mode="ping", timeout=0.3)
+    finally:
+        release.set()
+
+    (check,) = report.checks
+    assert (check.status, check.error["type"]) == (CheckStatus.UNREACHABLE, "timeout")
+    config.refresh_from_db()
+    assert config.metadata == {"timeout": 120}  # the check's bound is not stored
+
+
 def test_providers_are_checked_concurrently(db, upstream):
     count = 4
     # Every request waits at the barrier until all four are in flight at once: a
