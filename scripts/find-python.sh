@@ -86,10 +86,13 @@ check_globbed "$uv_dir"/*/bin/python3 && exit 0
 check_globbed "$HOME"/miniforge3/bin/python3 "$HOME"/miniconda3/bin/python3 \
   "$HOME"/anaconda3/bin/python3 /opt/conda/bin/python3 && exit 0
 
-check_globbed /usr/local/bin/python3.1[2-9] /usr/local/bin/python3 \
-  /opt/python*/bin/python3 /opt/homebrew/bin/python3.1[2-9] \
-  /Library/Frameworks/Python.framework/Versions/3.1[2-9]/bin/python3 \
-  /usr/bin/python3.1[2-9] && exit 0
+# FIND_PYTHON_SKIP_SYSTEM=1 leaves these out (the tests use it to stay machine-independent).
+if [ -z "${FIND_PYTHON_SKIP_SYSTEM:-}" ]; then
+  check_globbed /usr/local/bin/python3.1[2-9] /usr/local/bin/python3 \
+    /opt/python*/bin/python3 /opt/homebrew/bin/python3.1[2-9] \
+    /Library/Frameworks/Python.framework/Versions/3.1[2-9]/bin/python3 \
+    /usr/bin/python3.1[2-9] && exit 0
+fi
 
 {
   echo "find-python: no Python >= $MIN_MAJOR.$MIN_MINOR with venv support was found."
@@ -97,13 +100,12 @@ check_globbed /usr/local/bin/python3.1[2-9] /usr/local/bin/python3 \
     echo "Tried:"
     printf '  %s\n' "${tried[@]}"
   fi
-  cat <<'EOF'
-Install one, then run the command again, for example:
-  Debian/Ubuntu:  apt-get install python3.12 python3.12-venv   (or python3.13)
-  macOS:          brew install python@3.13
-  pyenv:          pyenv install 3.13
-  uv:             uv python install 3.13
-Or point at one explicitly:  PYTHON=/path/to/python3.12 make run
-EOF
+  printf '%s\n' \
+    "Install one, then run the command again, for example:" \
+    "  Debian/Ubuntu:  apt-get install python3.12 python3.12-venv   (or python3.13)" \
+    "  macOS:          brew install python@3.13" \
+    "  pyenv:          pyenv install 3.13" \
+    "  uv:             uv python install 3.13" \
+    "Or point at one explicitly:  PYTHON=/path/to/python3.12 make run"
 } >&2
 exit 1
