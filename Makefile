@@ -10,12 +10,16 @@ MANAGE := $(PY) manage.py
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k encryption -x"`.
 PYTEST_ARGS ?=
 
+# Steps depend on each other's side effects (venv, .env, database): never run them in parallel.
+.NOTPARALLEL:
+
 .PHONY: help run test lint format setup serve venv venv-dev migrate static bootstrap clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-run: setup serve ## Set everything up on first use, then serve on 127.0.0.1:8000 with the task worker
+run: setup ## Set everything up on first use, then serve on 127.0.0.1:8000 with the task worker
+	@scripts/run.sh
 
 test: venv-dev ## Run the whole test suite
 	@$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
