@@ -47,7 +47,7 @@ venv: ## The virtual environment with requirements.txt
 venv-dev: ## The virtual environment with requirements-dev.txt (tests, ruff)
 	@scripts/ensure-venv.sh dev
 
-# A file target without prerequisites: written once, never overwritten.
+# A file target: made only while .env is missing, so an existing one is never touched.
 .env: | venv
 	@$(PY) scripts/write_env.py $@
 

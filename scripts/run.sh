@@ -68,7 +68,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 
 # Announce once gunicorn accepts connections (or give up quietly if it died).
 for _ in $(seq 150); do
-  alive "$web" || break
+  [ "$stopping" -eq 0 ] && alive "$web" || break
   if (exec 3<>"/dev/tcp/$BIND_ADDRESS/$PORT") 2>/dev/null; then
     echo "Switchyard is running: http://$BIND_ADDRESS:$PORT/admin/  (Ctrl-C stops the server and the worker)"
     break
