@@ -97,23 +97,21 @@ class Server:
         self.proc.wait(timeout=DEADLINE)
 
 
-@pytest.fixture
-def run_env(tmp_path):
-    if not (ROOT / ".venv" / "bin" / "gunicorn").exists():
-        pytest.fail("scripts/run.sh needs .venv: run the suite with `make test`")
-    port = free_port()
-    env = {
+def base_env(home: str) -> dict[str, str]:
+    return {
         "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "HOME": os.environ.get("HOME", home),
         # The test settings: throwaway secrets, static files served without collectstatic.
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
         "ALLOWED_HOSTS": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "WEB_THREADS": "2",
-        "TASK_WORKERS": "1",
     }
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory):
+    """One migrated SQLite database for the module: the tests only read it."""
+    path = tmp_path_factory.mktemp("run") / "run.sqlite3"
+    env = {**base_env(str(path.parent)), "DATABASE_URL": f"sqlite:///{path}"}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
         cwd=ROOT,
@@ -121,7 +119,21 @@ def run_env(tmp_path):
         check=True,
         timeout=DEADLINE,
     )
-    return env
+    return env["DATABASE_URL"]
+
+
+@pytest.fixture
+def run_env(tmp_path, database_url):
+    if not (ROOT / ".venv" / "bin" / "gunicorn").exists():
+        pytest.fail("scripts/run.sh needs .venv: run the suite with `make test`")
+    return {
+        **base_env(str(tmp_path)),
+        "DATABASE_URL": database_url,
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "2",
+        "TASK_WORKERS": "1",
+    }
 
 
 @pytest.fixture
