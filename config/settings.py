@@ -193,3 +193,10 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
+
+# --- Build loop -----------------------------------------------------------------------
+# A running build whose worker has not touched its heartbeat for this long is failed (by
+# the worker before each build and by `manage.py fail_stale_builds`). Keep it well above
+# the longest single LLM call: LLM_REQUEST_TIMEOUT x (LLM_MAX_RETRIES + 1) plus backoff.
+BUILD_STALE_AFTER_SECONDS = env.int("BUILD_STALE_AFTER_SECONDS", default=900)
+BUILD_MAX_TOKENS = env.int("BUILD_MAX_TOKENS", default=2000)
