@@ -80,7 +80,12 @@ class BuildAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(steps_done=Count("steps"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(steps_done=Count("steps"))
+            .order_by("-created_at", "-id")
+        )
 
     @admin.display(description="progress")
     def progress(self, obj):

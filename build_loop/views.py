@@ -34,7 +34,8 @@ class BuildViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    queryset = Build.objects.annotate(steps_done=Count("steps"))
+    # GROUP BY queries ignore Meta.ordering, so the order is repeated here.
+    queryset = Build.objects.annotate(steps_done=Count("steps")).order_by("-created_at", "-id")
     pagination_class = BuildPagination
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status"]

@@ -76,8 +76,15 @@ class _FakeService:
         return self.fake.available
 
     def generate_completion(
-        self, prompt, max_tokens=1000, *, system=None, model=None, temperature=None,
-        endpoint="completion", metadata=None,
+        self,
+        prompt,
+        max_tokens=1000,
+        *,
+        system=None,
+        model=None,
+        temperature=None,
+        endpoint="completion",
+        metadata=None,
     ):
         if not self.fake.replies:
             raise AssertionError("FakeLLM ran out of scripted replies")
@@ -85,8 +92,15 @@ class _FakeService:
         if isinstance(reply, str):
             reply = Reply(content=reply)
         self.fake.calls.append(
-            {"prompt": prompt, "max_tokens": max_tokens, "system": system, "model": model,
-             "endpoint": endpoint, "metadata": dict(metadata or {}), "tenant_id": self.tenant_id}
+            {
+                "prompt": prompt,
+                "max_tokens": max_tokens,
+                "system": system,
+                "model": model,
+                "endpoint": endpoint,
+                "metadata": dict(metadata or {}),
+                "tenant_id": self.tenant_id,
+            }
         )
         if callable(reply.before):
             reply.before()

@@ -5,7 +5,7 @@ import pytest
 from django.db.models import Sum
 
 from build_loop import services
-from build_loop.models import Build, BuildStatus, BuildStep
+from build_loop.models import Build, BuildStatus
 from llm_providers.models import UsageLog
 from tests.build_loop.factories import BuildFactory
 from tests.build_loop.fakes import (
@@ -45,9 +45,12 @@ def test_succeeds_after_one_iteration_when_the_first_review_passes(tenant, fake_
 
 def test_refines_until_max_iterations_when_the_review_never_passes(tenant, fake_llm):
     fake_llm.replies += [
-        json.dumps(BLUEPRINT), failing_review("one"),
-        json.dumps({**REFINED, "v": 2}), failing_review("two"),
-        json.dumps({**REFINED, "v": 3}), failing_review("three"),
+        json.dumps(BLUEPRINT),
+        failing_review("one"),
+        json.dumps({**REFINED, "v": 2}),
+        failing_review("two"),
+        json.dumps({**REFINED, "v": 3}),
+        failing_review("three"),
     ]
     build = run(BuildFactory(tenant=tenant, max_iterations=3))
 
@@ -56,8 +59,12 @@ def test_refines_until_max_iterations_when_the_review_never_passes(tenant, fake_
     assert build.blueprint == {**REFINED, "v": 3}
     assert build.iteration == 3
     assert [s[:2] for s in step_names(build)] == [
-        ("blueprint", 1), ("review", 1), ("refine", 2), ("review", 2),
-        ("refine", 3), ("review", 3),
+        ("blueprint", 1),
+        ("review", 1),
+        ("refine", 2),
+        ("review", 2),
+        ("refine", 3),
+        ("review", 3),
     ]
     assert build.progress()["text"] == "step 6 of at most 6"
     assert fake_llm.replies == []
@@ -65,8 +72,10 @@ def test_refines_until_max_iterations_when_the_review_never_passes(tenant, fake_
 
 def test_refine_prompt_carries_the_previous_blueprint_and_the_review(tenant, fake_llm):
     fake_llm.replies += [
-        json.dumps(BLUEPRINT), failing_review("Missing payments."),
-        json.dumps(REFINED), passing_review(),
+        json.dumps(BLUEPRINT),
+        failing_review("Missing payments."),
+        json.dumps(REFINED),
+        passing_review(),
     ]
     build = run(BuildFactory(tenant=tenant))
 
@@ -94,7 +103,10 @@ def test_unparseable_blueprint_is_kept_as_raw_text_and_the_build_ends_cleanly(te
 
 def test_unparseable_reviews_count_as_not_passed_and_the_loop_still_ends(tenant, fake_llm):
     fake_llm.replies += [
-        json.dumps(BLUEPRINT), "Looks good!", "```json\n{\"title\": \"T\"", "{broken",
+        json.dumps(BLUEPRINT),
+        "Looks good!",
+        '```json\n{"title": "T"',
+        "{broken",
     ]
     build = run(BuildFactory(tenant=tenant, max_iterations=2))
 
@@ -102,7 +114,7 @@ def test_unparseable_reviews_count_as_not_passed_and_the_loop_still_ends(tenant,
     assert build.review_passed is False
     # A truncated refine answer is still the latest blueprint, as raw text.
     assert build.blueprint is None
-    assert build.blueprint_text == "```json\n{\"title\": \"T\""
+    assert build.blueprint_text == '```json\n{"title": "T"'
     assert build.steps.count() == 4
 
 
@@ -118,20 +130,22 @@ def test_json_in_code_fences_and_prose_is_parsed(tenant, fake_llm):
     assert build.steps.get(name="review").parsed == {"passed": True, "issues": []}
 
 
-def test_provider_error_fails_the_build_with_the_normalised_error_and_keeps_steps(
-    tenant, fake_llm
-):
+def test_provider_error_fails_the_build_with_the_normalised_error_and_keeps_steps(tenant, fake_llm):
     error = FakeError("rate_limit", "Rate limit reached for requests.", 429)
     fake_llm.replies += [json.dumps(BLUEPRINT), failing_review(), Reply(error=error)]
     build = run(BuildFactory(tenant=tenant))
 
     assert build.status == BuildStatus.FAILED
     assert build.error == {
-        "type": "rate_limit", "message": "Rate limit reached for requests.", "status_code": 429,
+        "type": "rate_limit",
+        "message": "Rate limit reached for requests.",
+        "status_code": 429,
     }
     assert build.finished_at is not None
     assert step_names(build) == [
-        ("blueprint", 1, "succeeded"), ("review", 1, "succeeded"), ("refine", 2, "failed"),
+        ("blueprint", 1, "succeeded"),
+        ("review", 1, "succeeded"),
+        ("refine", 2, "failed"),
     ]
     failed = build.steps.get(name="refine")
     assert failed.error["type"] == "rate_limit"
@@ -184,15 +198,20 @@ def test_a_build_is_run_only_once_even_when_its_task_is_delivered_twice(tenant, 
     assert len(fake_llm.calls) == 2
 
 
-def test_every_call_goes_through_llm_service_with_build_id_and_step_in_metadata(
-    tenant, fake_llm
-):
-    fake_llm.replies += [json.dumps(BLUEPRINT), failing_review(), json.dumps(REFINED),
-                         passing_review()]
+def test_every_call_goes_through_llm_service_with_build_id_and_step_in_metadata(tenant, fake_llm):
+    fake_llm.replies += [
+        json.dumps(BLUEPRINT),
+        failing_review(),
+        json.dumps(REFINED),
+        passing_review(),
+    ]
     build = run(BuildFactory(tenant=tenant, model="gpt-4o"))
 
     assert [c["metadata"]["step"] for c in fake_llm.calls] == [
-        "blueprint", "review", "refine", "review",
+        "blueprint",
+        "review",
+        "refine",
+        "review",
     ]
     assert {c["metadata"]["build_id"] for c in fake_llm.calls} == {str(build.pk)}
     assert {c["endpoint"] for c in fake_llm.calls} == {"completion"}
@@ -214,21 +233,41 @@ def test_without_a_model_override_the_config_default_is_used(tenant, fake_llm):
 
 def test_build_totals_equal_the_sum_of_its_steps_usage_rows(tenant, fake_llm):
     fake_llm.replies += [
-        Reply(content=json.dumps(BLUEPRINT), prompt_tokens=11, completion_tokens=22,
-              latency_ms=300, cost_usd=Decimal("0.00100000")),
-        Reply(content=failing_review(), prompt_tokens=5, completion_tokens=7, latency_ms=50,
-              cost_usd=Decimal("0.00020000")),
+        Reply(
+            content=json.dumps(BLUEPRINT),
+            prompt_tokens=11,
+            completion_tokens=22,
+            latency_ms=300,
+            cost_usd=Decimal("0.00100000"),
+        ),
+        Reply(
+            content=failing_review(),
+            prompt_tokens=5,
+            completion_tokens=7,
+            latency_ms=50,
+            cost_usd=Decimal("0.00020000"),
+        ),
         Reply(error=FakeError("server_error", "Upstream 500.", 500), latency_ms=900),
     ]
     # Usage rows of another build and another call of the tenant must not be counted.
-    UsageLog.objects.create(tenant=tenant, provider="openai", model="m", tokens_used=999,
-                            latency_ms=999, success=True, cost_usd=Decimal("1"))
+    UsageLog.objects.create(
+        tenant=tenant,
+        provider="openai",
+        model="m",
+        tokens_used=999,
+        latency_ms=999,
+        success=True,
+        cost_usd=Decimal("1"),
+    )
     build = run(BuildFactory(tenant=tenant))
 
     rows = UsageLog.objects.filter(pk__in=build.steps.values("usage_log_id"))
     expected = rows.aggregate(
-        tokens=Sum("tokens_used"), prompt=Sum("prompt_tokens"),
-        completion=Sum("completion_tokens"), latency=Sum("latency_ms"), cost=Sum("cost_usd"),
+        tokens=Sum("tokens_used"),
+        prompt=Sum("prompt_tokens"),
+        completion=Sum("completion_tokens"),
+        latency=Sum("latency_ms"),
+        cost=Sum("cost_usd"),
     )
     assert rows.count() == 3
     assert build.total_tokens == expected["tokens"] == 45
@@ -269,9 +308,7 @@ def test_a_build_whose_provider_vanished_before_it_ran_fails_with_configuration_
     assert fake_llm.calls == []
 
 
-def test_an_unexpected_exception_fails_the_build_instead_of_leaving_it_running(
-    tenant, fake_llm
-):
+def test_an_unexpected_exception_fails_the_build_instead_of_leaving_it_running(tenant, fake_llm):
     def boom():
         raise RuntimeError("bug with sk-test-fake-key-0001 inside")
 
