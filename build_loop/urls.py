@@ -2,19 +2,10 @@ from django.urls import path
 
 from .views import BuildViewSet
 
-# Paths follow SPEC §7 exactly (no trailing slash except the list); the slashed variants
-# are accepted too because clients add them.
-build_list = BuildViewSet.as_view({"get": "list"})
-build_start = BuildViewSet.as_view({"post": "start"})
-build_detail = BuildViewSet.as_view({"get": "retrieve"})
-build_cancel = BuildViewSet.as_view({"post": "cancel"})
-
+# Paths exactly as in SPEC §7: no trailing slash except on the list.
 urlpatterns = [
-    path("", build_list, name="build-list"),
-    path("start", build_start, name="build-start"),
-    path("start/", build_start),
-    path("<str:pk>", build_detail, name="build-detail"),
-    path("<str:pk>/", build_detail),
-    path("<str:pk>/cancel", build_cancel, name="build-cancel"),
-    path("<str:pk>/cancel/", build_cancel),
+    path("", BuildViewSet.as_view({"get": "list"}), name="build-list"),
+    path("start", BuildViewSet.as_view({"post": "start"}), name="build-start"),
+    path("<str:pk>", BuildViewSet.as_view({"get": "retrieve"}), name="build-detail"),
+    path("<str:pk>/cancel", BuildViewSet.as_view({"post": "cancel"}), name="build-cancel"),
 ]

@@ -2,6 +2,7 @@
 
 from django.db.models import Count
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
@@ -53,6 +54,14 @@ class BuildViewSet(
             return BuildSerializer
         return BuildDetailSerializer
 
+    @extend_schema(
+        request=BuildStartInputSerializer,
+        responses={
+            202: BuildDetailSerializer,
+            400: OpenApiResponse(description="Invalid input (error code `validation_error`)."),
+            409: OpenApiResponse(description="No usable LLM provider (`llm_unavailable`)."),
+        },
+    )
     @action(detail=False, methods=["post"], url_path="start")
     def start(self, request):
         serializer = BuildStartInputSerializer(data=request.data)
@@ -73,6 +82,13 @@ class BuildViewSet(
             data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["status_url"]}
         )
 
+    @extend_schema(
+        request=None,
+        responses={
+            200: BuildDetailSerializer,
+            409: OpenApiResponse(description="The build has already finished (`build_finished`)."),
+        },
+    )
     @action(detail=True, methods=["post"], url_path="cancel")
     def cancel(self, request, pk=None):
         build = self.get_object()

@@ -200,3 +200,11 @@ LOGGING = {
 # the longest single LLM call: LLM_REQUEST_TIMEOUT x (LLM_MAX_RETRIES + 1) plus backoff.
 BUILD_STALE_AFTER_SECONDS = env.int("BUILD_STALE_AFTER_SECONDS", default=900)
 BUILD_MAX_TOKENS = env.int("BUILD_MAX_TOKENS", default=2000)
+# Builds and build steps both have a `status` with different choices: name the enums.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "BuildStatusEnum": "build_loop.models.BuildStatus",
+        "BuildStepStatusEnum": "build_loop.models.StepStatus",
+        "BuildStepNameEnum": "build_loop.models.StepName",
+    }
+)
