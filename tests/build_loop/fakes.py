@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
-from llm_providers.models import UsageLog
+from llm_providers.models import Endpoint, UsageLog
 
 
 @dataclass
@@ -86,6 +86,16 @@ class _FakeService:
         endpoint="completion",
         metadata=None,
     ):
+        # The real service's argument checks (SPEC §4: bad arguments raise ValueError).
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty string.")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
+            raise ValueError("max_tokens must be a positive integer.")
+        if model is not None and (not isinstance(model, str) or not model.strip()):
+            raise ValueError("model must be a non-empty string when given.")
+        if endpoint not in Endpoint.values:
+            raise ValueError(f"Unknown endpoint {endpoint!r}.")
+        json.dumps(metadata)
         if not self.fake.replies:
             raise AssertionError("FakeLLM ran out of scripted replies")
         reply = self.fake.replies.pop(0)
