@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from llm_providers.models import Endpoint, UsageLog
+from llm_providers.services import LLMService
 
 from . import prompts
 from .models import (
@@ -24,11 +25,6 @@ from .models import (
     StepStatus,
 )
 from .parsing import blueprint_as_text, extract_json_object, parse_review
-
-try:
-    from llm_providers.services import LLMService
-except ImportError:  # pragma: no cover - LLMService (issue 3) is not merged yet
-    LLMService = None
 
 logger = logging.getLogger(__name__)
 

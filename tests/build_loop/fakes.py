@@ -1,45 +1,18 @@
-"""A scripted stand-in for `LLMService` (SPEC §4) until the real one is merged.
+"""A scripted stand-in for `LLMService` (SPEC §4) for the loop's unit tests.
 
-It follows the contract's shape and, like the real service, writes one real `UsageLog` row
-per call, so tests of the build's totals check real rows rather than the fake's own sums.
+It returns the real `CompletionResult` / `ProviderError` and, like the real service, writes
+one real `UsageLog` row per call, so tests of the build's totals check real rows rather than
+the fake's own sums. Scripted replies can run a hook first (e.g. cancel the build mid-call),
+which a wire-level fake cannot. test_real_service.py runs the real service over HTTP.
 """
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+from llm_providers.errors import ProviderError
 from llm_providers.models import Endpoint, UsageLog
-
-
-@dataclass
-class FakeError:
-    type: str
-    message: str
-    status_code: int | None = None
-
-    def as_dict(self) -> dict:
-        return {"type": self.type, "message": self.message, "status_code": self.status_code}
-
-
-@dataclass
-class FakeCompletionResult:
-    success: bool
-    content: str = ""
-    tokens_used: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: int = 0
-    provider: str = "openai"
-    model: str = "gpt-4o-mini"
-    finish_reason: str | None = None
-    cost_usd: Decimal | None = None
-    usage_log_id: int | None = None
-    error: FakeError | None = None
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        data["error"] = self.error.as_dict() if self.error else None
-        return data
+from llm_providers.services import CompletionResult
 
 
 @dataclass
@@ -47,7 +20,7 @@ class Reply:
     """One scripted answer: content, or an error; `before` runs first (e.g. to cancel)."""
 
     content: str = ""
-    error: FakeError | None = None
+    error: ProviderError | None = None
     prompt_tokens: int = 40
     completion_tokens: int = 60
     latency_ms: int = 120
@@ -134,13 +107,14 @@ class _FakeService:
             status_code=reply.error.status_code if reply.error else None,
             metadata=dict(metadata or {}),
         )
-        return FakeCompletionResult(
+        return CompletionResult(
             success=success,
             content=reply.content if success else "",
             tokens_used=row.tokens_used,
             prompt_tokens=row.prompt_tokens,
             completion_tokens=row.completion_tokens,
             latency_ms=row.latency_ms,
+            provider=row.provider,
             model=used_model,
             finish_reason="stop" if success else None,
             cost_usd=row.cost_usd,

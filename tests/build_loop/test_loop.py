@@ -6,12 +6,12 @@ from django.db.models import Sum
 
 from build_loop import services
 from build_loop.models import Build, BuildStatus
+from llm_providers.errors import ProviderError
 from llm_providers.models import UsageLog
 from tests.build_loop.factories import BuildFactory
 from tests.build_loop.fakes import (
     BLUEPRINT,
     REFINED,
-    FakeError,
     Reply,
     failing_review,
     passing_review,
@@ -131,7 +131,7 @@ def test_json_in_code_fences_and_prose_is_parsed(tenant, fake_llm):
 
 
 def test_provider_error_fails_the_build_with_the_normalised_error_and_keeps_steps(tenant, fake_llm):
-    error = FakeError("rate_limit", "Rate limit reached for requests.", 429)
+    error = ProviderError("rate_limit", "Rate limit reached for requests.", 429)
     fake_llm.replies += [json.dumps(BLUEPRINT), failing_review(), Reply(error=error)]
     build = run(BuildFactory(tenant=tenant))
 
@@ -155,7 +155,7 @@ def test_provider_error_fails_the_build_with_the_normalised_error_and_keeps_step
 
 
 def test_provider_error_on_the_first_call_fails_the_build(tenant, fake_llm):
-    fake_llm.replies += [Reply(error=FakeError("authentication", "Invalid API key.", 401))]
+    fake_llm.replies += [Reply(error=ProviderError("authentication", "Invalid API key.", 401))]
     build = run(BuildFactory(tenant=tenant))
 
     assert build.status == BuildStatus.FAILED
@@ -247,7 +247,7 @@ def test_build_totals_equal_the_sum_of_its_steps_usage_rows(tenant, fake_llm):
             latency_ms=50,
             cost_usd=Decimal("0.00020000"),
         ),
-        Reply(error=FakeError("server_error", "Upstream 500.", 500), latency_ms=900),
+        Reply(error=ProviderError("server_error", "Upstream 500.", 500), latency_ms=900),
     ]
     # Usage rows of another build and another call of the tenant must not be counted.
     UsageLog.objects.create(
