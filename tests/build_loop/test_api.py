@@ -102,6 +102,9 @@ def test_start_defaults_to_three_iterations(tenant_client, fake_llm):
         ({"prompt": "A shop.", "max_iterations": "three"}, "max_iterations"),
         ({"prompt": "A shop.", "model": "m" * 201}, "model"),
         ({"prompt": ["not", "a", "string"]}, "prompt"),
+        ({"prompt": "A shop.", "max_iterations": 2.5}, "max_iterations"),
+        ({"prompt": "A shop.", "max_iterations": 10**20}, "max_iterations"),
+        (["prompt", "A shop."], "non_field_errors"),
     ],
 )
 def test_start_rejects_bad_input_with_400_and_creates_nothing(
