@@ -7,6 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from tenants.scoping import TenantScopedViewMixin
 
@@ -24,6 +25,8 @@ def error_response(code: str, message: str, http_status: int, details=None) -> R
 
 
 class BuildPagination(PageNumberPagination):
+    """Used only while the project sets no DEFAULT_PAGINATION_CLASS."""
+
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
@@ -37,7 +40,7 @@ class BuildViewSet(
 ):
     # GROUP BY queries ignore Meta.ordering, so the order is repeated here.
     queryset = Build.objects.annotate(steps_done=Count("steps")).order_by("-created_at", "-id")
-    pagination_class = BuildPagination
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS or BuildPagination
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status"]
 
