@@ -11,7 +11,10 @@ from rest_framework.settings import api_settings
 
 from tenants.scoping import TenantScopedViewMixin
 
-from . import services
+from . import (
+    openapi,  # noqa: F401  (registers the fallback Bearer scheme)
+    services,
+)
 from .models import Build
 from .serializers import BuildDetailSerializer, BuildSerializer, BuildStartInputSerializer
 
