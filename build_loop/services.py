@@ -103,11 +103,16 @@ def build_cancel(*, build: Build) -> Build:
 
 def build_process(*, build_id: str) -> str:
     """The task body: reap stale builds, then run this one. Returns its final status."""
-    fail_stale_builds()
-    return build_run(build_id=build_id).status
+    try:
+        fail_stale_builds()
+    except Exception:
+        # Housekeeping must never keep a build from running.
+        logger.exception("stale build check failed")
+    build = build_run(build_id=build_id)
+    return build.status if build is not None else "missing"
 
 
-def build_run(*, build_id) -> Build:
+def build_run(*, build_id) -> Build | None:
     """Claim a queued build and run the loop to the end; never leaves it "running"."""
     now = timezone.now()
     # The conditional update is the claim: a cancelled build, or one another worker
@@ -115,7 +120,10 @@ def build_run(*, build_id) -> Build:
     claimed = Build.objects.filter(pk=build_id, status=BuildStatus.QUEUED).update(
         status=BuildStatus.RUNNING, started_at=now, heartbeat_at=now
     )
-    build = Build.objects.get(pk=build_id)
+    build = Build.objects.filter(pk=build_id).first()
+    if build is None:
+        logger.warning("build %s not run: it no longer exists", build_id)
+        return None
     if not claimed:
         logger.info("build %s not run: it is %s", build_id, build.status)
         return build

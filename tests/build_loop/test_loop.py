@@ -322,3 +322,11 @@ def test_an_unexpected_exception_fails_the_build_instead_of_leaving_it_running(t
     assert build.error["type"] == "internal_error"
     assert "sk-test" not in json.dumps(build.error)
     assert step_names(build) == [("blueprint", 1, "failed")]
+
+
+def test_a_task_for_a_deleted_build_ends_quietly(tenant, fake_llm):
+    build = BuildFactory(tenant=tenant)
+    build_id = str(build.pk)
+    build.delete()
+    assert services.build_process(build_id=build_id) == "missing"
+    assert fake_llm.calls == []

@@ -128,3 +128,14 @@ def test_the_heartbeat_is_touched_before_every_call(tenant, fake_llm):
 
     assert len(beats) == 2
     assert beats[0] is not None and beats[1] > beats[0]
+
+
+def test_a_failing_stale_check_does_not_keep_the_build_from_running(tenant, fake_llm, monkeypatch):
+    def broken():
+        raise RuntimeError("database hiccup")
+
+    monkeypatch.setattr(services, "fail_stale_builds", broken)
+    build = BuildFactory(tenant=tenant)
+    fake_llm.replies += [json.dumps(BLUEPRINT), passing_review()]
+
+    assert services.build_process(build_id=str(build.pk)) == BuildStatus.SUCCEEDED
