@@ -2,6 +2,10 @@
 
 The provider is `local` pointed at pytest-httpserver on 127.0.0.1, so the whole path runs:
 API → on_commit enqueue → django-tasks-db → worker → LLMService → HTTP → usage rows.
+
+Not here yet (issue 5 item 7, they need the REST API and validation of issue 4): the
+complete-flow tests configure → test → build → `/api/llm/usage/stats` through the API, a
+config surviving a server restart, and startup validation counts in `/healthz`.
 """
 
 import json
