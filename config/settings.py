@@ -198,3 +198,18 @@ LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
 # One filter redacts provider keys from every record the console handler writes (SPEC §10).
 LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"}}
 LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
+
+# --- Build loop -----------------------------------------------------------------------
+# A running build whose worker has not touched its heartbeat for this long is failed (by
+# the worker before each build and by `manage.py fail_stale_builds`). Keep it well above
+# the longest single LLM call (LLM_REQUEST_DEADLINE, by default twice LLM_REQUEST_TIMEOUT).
+BUILD_STALE_AFTER_SECONDS = env.int("BUILD_STALE_AFTER_SECONDS", default=900)
+BUILD_MAX_TOKENS = env.int("BUILD_MAX_TOKENS", default=2000)
+# Builds and build steps both have a `status` with different choices: name the enums.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "BuildStatusEnum": "build_loop.models.BuildStatus",
+        "BuildStepStatusEnum": "build_loop.models.StepStatus",
+        "BuildStepNameEnum": "build_loop.models.StepName",
+    }
+)
