@@ -91,7 +91,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, shared validation state) -------------------------------------
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://switchyard")}
+# The embedded default is a file cache so that every gunicorn worker and the task worker on
+# one machine share throttles and the latest validation; Redis (CACHE_URL=redis://...)
+# when there are several machines.
+CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{BASE_DIR / 'var' / 'cache'}")}
 
 # --- Background tasks -----------------------------------------------------------------
 TASKS = {
