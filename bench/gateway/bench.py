@@ -214,7 +214,7 @@ def count_status(logfile: Path) -> dict:
 
 
 def gunicorn_cmd(server: str, port: int, py: str) -> list[str]:
-    """`config` (config/gunicorn.py, what ships), `sync:N`, `gthread:NxT` or `uvicorn:N`."""
+    """`sync:N`, `gthread:NxT` or `uvicorn:N` → a gunicorn command line."""
     kind, _, shape = server.partition(":")
     base = [
         py,
@@ -230,8 +230,6 @@ def gunicorn_cmd(server: str, port: int, py: str) -> list[str]:
         "--keep-alive",
         "75",
     ]
-    if kind == "config":
-        return base + ["-c", str(ROOT / "config" / "gunicorn.py")]
     if kind == "sync":
         return base + ["-k", "sync", "-w", shape or "2"]
     if kind == "gthread":
@@ -261,8 +259,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("ROUNDS", 3)))
     ap.add_argument(
         "--server",
-        default=os.environ.get("SWITCHYARD_SERVER", "config"),
-        help="Switchyard's gunicorn: config (config/gunicorn.py), sync:N, gthread:NxT, "
+        default=os.environ.get("SWITCHYARD_SERVER", "gthread:2x4"),
+        help="Switchyard's gunicorn (default: what scripts/run.sh serves), sync:N, gthread:NxT, "
         "uvicorn:N (uvicorn is not a project dependency: pip install it first)",
     )
     ap.add_argument(
