@@ -421,6 +421,7 @@ def test_missing_key_is_401(live_server):
     assert response.status_code == 401
     assert set(response.json()["error"]) == {"message", "type", "param", "code"}
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.headers["Server-Timing"].startswith("total;dur=")
 
 
 def test_revoked_key_is_refused_at_once_despite_the_cache(client, api_key, configure, httpserver):
@@ -571,6 +572,27 @@ def test_unreachable_provider_is_502_connection_error(client, tenant):
 
     assert caught.value.status_code == 502
     assert caught.value.body["type"] == "upstream_connection_error"
+
+
+def test_provider_that_does_not_answer_in_time_is_504(client, configure, httpserver):
+    configure("openai", metadata={"timeout": 0.3, "deadline": 0.5})
+    release = threading.Event()
+
+    def never_answers(request):
+        release.wait(10)
+        return Response("{}", mimetype="application/json")
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_handler(never_answers)
+    try:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+            )
+    finally:
+        release.set()
+
+    assert caught.value.status_code == 504
+    assert caught.value.body["type"] == "upstream_timeout"
 
 
 def test_tenant_without_a_usable_provider_gets_503(client, tenant):
