@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.db import IntegrityError, connection
 
 from tenants.models import Tenant
 
@@ -745,8 +746,35 @@ def _write_usage(
         status_code=status_code,
         metadata=metadata,
     )
-    row.save(force_insert=True)
+    _save_usage_row(row)
     return row.pk
+
+
+def _save_usage_row(row: UsageLog) -> None:
+    """Insert the row; if its config was deleted during the call, keep the row without it.
+
+    A config can vanish while a call runs (a long call, or a caller such as the /v1 gateway
+    holding it in a short cache while another process deletes it). The usage still
+    happened: the row is written as on_delete=SET_NULL would have left it. (Inside a
+    caller's transaction the deferred foreign key is only checked at its commit.)
+    """
+    try:
+        row.save(force_insert=True)
+        return
+    except IntegrityError:
+        config_id = row.provider_config_id
+        if (
+            connection.in_atomic_block
+            or config_id is None
+            or ProviderConfig.objects.filter(pk=config_id).exists()
+        ):
+            raise
+    logger.info(
+        "provider config %s was deleted during a call; usage row kept without it", config_id
+    )
+    row.provider_config_id = None
+    row.metadata = {**(row.metadata or {}), "provider_config_deleted": True}
+    row.save(force_insert=True)
 
 
 def _log_failure(tenant_id, resolved, model, endpoint, error) -> None:

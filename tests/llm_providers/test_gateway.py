@@ -14,7 +14,7 @@ import requests
 from werkzeug import Response
 
 from llm_providers.gateway import cache
-from llm_providers.models import UsageLog
+from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory
 
 from .conftest import ANTHROPIC_KEY, GROQ_KEY, LOCAL_KEY, OPENAI_KEY, openai_reply
@@ -711,3 +711,23 @@ def test_wrong_method_is_405_in_openais_shape(live_server, api_key):
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_config_deleted_by_another_process_while_cached_still_gets_its_usage_row(
+    client, configure, httpserver, tenant
+):
+    config = configure("openai")
+    upstream_json(httpserver, "openai", openai_reply())
+    assert cache.active_config(tenant.pk) == config  # now held in this process's cache
+    # Another process deletes it: no signal reaches this process's cache.
+    ProviderConfig.objects.filter(pk=config.pk)._raw_delete(using="default")
+
+    completion = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+
+    assert completion.choices[0].message.content == "Hello there."
+    row = only_row(tenant)
+    assert row.provider_config_id is None
+    assert row.metadata["provider_config_deleted"] is True
+    assert row.tokens_used == 17
