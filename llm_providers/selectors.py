@@ -1,0 +1,146 @@
+"""Reads for the REST API: provider status and usage statistics, computed in the database."""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Avg, Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+from tenants.models import Tenant
+
+from .models import KeyStatus, Provider, ProviderConfig, UsageLog
+
+# The environment key variable of each hosted provider (SPEC §4).
+ENVIRONMENT_KEY_SETTINGS = {
+    Provider.OPENAI: "OPENAI_API_KEY",
+    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
+    Provider.GROQ: "GROQ_API_KEY",
+}
+
+STATS_GROUPS = ("provider", "model", "day", "endpoint")
+
+
+def provider_configs_for_tenant(tenant: Tenant) -> QuerySet[ProviderConfig]:
+    return ProviderConfig.objects.for_tenant(tenant)
+
+
+def usage_logs_for_tenant(tenant: Tenant) -> QuerySet[UsageLog]:
+    return UsageLog.objects.for_tenant(tenant)
+
+
+def environment_fallback() -> dict | None:
+    """The environment's provider settings (never the key itself), or None when unset."""
+    provider = settings.LLM_DEFAULT_PROVIDER
+    if provider not in Provider.values:
+        return None
+    if provider == Provider.LOCAL:
+        key_status = KeyStatus.OK if settings.LLM_DEFAULT_BASE_URL else KeyStatus.MISSING
+    else:
+        has_key = bool(getattr(settings, ENVIRONMENT_KEY_SETTINGS[provider], ""))
+        key_status = KeyStatus.OK if has_key else KeyStatus.MISSING
+    return {"provider": provider, "model": settings.LLM_DEFAULT_MODEL, "key_status": key_status}
+
+
+def _config_usable(config: ProviderConfig) -> bool:
+    if config.key_status == KeyStatus.UNDECRYPTABLE:
+        return False
+    if config.key_status == KeyStatus.MISSING:
+        return config.provider == Provider.LOCAL
+    return True
+
+
+def provider_status_for_tenant(tenant: Tenant) -> dict:
+    """Whether an LLM is available for `tenant`, from which source, and its latest test.
+
+    The active config wins; without one the environment fallback applies (SPEC §4). A
+    config whose key cannot be decrypted is reported, not skipped: the service will not
+    silently fall back to the environment either.
+    """
+    config = provider_configs_for_tenant(tenant).active().first()
+    if config is not None:
+        return {
+            "available": _config_usable(config),
+            "source": "config",
+            "provider": config.provider,
+            "model": config.default_model,
+            "key_status": str(config.key_status),
+            "config": config,
+            "last_test": {
+                "tested_at": config.last_tested,
+                "success": config.last_test_success,
+                "latency_ms": config.test_latency_ms,
+                "error": config.last_error or None,
+            }
+            if config.last_tested
+            else None,
+        }
+    fallback = environment_fallback()
+    if fallback is not None:
+        return {
+            "available": fallback["key_status"] == KeyStatus.OK and bool(fallback["model"]),
+            "source": "environment",
+            "provider": fallback["provider"],
+            "model": fallback["model"],
+            "key_status": str(fallback["key_status"]),
+            "config": None,
+            "last_test": None,
+        }
+    return {
+        "available": False,
+        "source": "none",
+        "provider": None,
+        "model": None,
+        "key_status": str(KeyStatus.MISSING),
+        "config": None,
+        "last_test": None,
+    }
+
+
+def _metrics() -> dict:
+    # COUNT over a NOT NULL column rather than the id, so PostgreSQL can answer from the
+    # covering index alone (see the llm_usage_stats index).
+    return {
+        "requests": Count("success"),
+        "successes": Count("success", filter=Q(success=True)),
+        "tokens": Coalesce(Sum("tokens_used"), 0),
+        "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
+        "completion_tokens": Coalesce(Sum("completion_tokens"), 0),
+        "cost_usd": Sum("cost_usd"),
+        "unpriced_requests": Count("success", filter=Q(cost_usd__isnull=True)),
+        "avg_latency_ms": Avg("latency_ms"),
+        "max_latency_ms": Max("latency_ms"),
+    }
+
+
+def _finish(row: dict) -> dict:
+    row["failures"] = row["requests"] - row["successes"]
+    if row["avg_latency_ms"] is not None:
+        row["avg_latency_ms"] = round(float(row["avg_latency_ms"]), 1)
+    return row
+
+
+def usage_stats(queryset: QuerySet[UsageLog], *, group_by: str | None = None) -> dict:
+    """Totals of `queryset` and, with `group_by`, one row per provider/model/day/endpoint.
+
+    Everything is one aggregate query (two with `group_by`); no rows reach Python.
+    """
+    queryset = queryset.order_by()
+    totals = _finish(queryset.aggregate(**_metrics()))
+    groups = None
+    if group_by is not None:
+        if group_by not in STATS_GROUPS:
+            raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
+        if group_by == "day":
+            grouped = queryset.annotate(key=TruncDate("created_at")).values("key")
+        else:
+            grouped = queryset.values(key=F(group_by))
+        groups = [_finish(row) for row in grouped.annotate(**_metrics()).order_by("key")]
+    return {"totals": totals, "groups": groups}
+
+
+def usage_stats_for_tenant(
+    tenant: Tenant, *, start: datetime, end: datetime, group_by: str | None = None
+) -> dict:
+    """Stats of `tenant` over [start, end): what the endpoint runs without extra filters."""
+    queryset = usage_logs_for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end)
+    return usage_stats(queryset, group_by=group_by)
