@@ -42,3 +42,18 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 def raw_post(client, url, body: bytes | str, content_type="application/json", method="post"):
     return getattr(client, method)(url, data=body, content_type=content_type)
+
+
+def make_key_undecryptable(config) -> None:
+    """Store ciphertext that no configured FIELD_ENCRYPTION_KEY opens."""
+    from cryptography.fernet import Fernet
+    from django.db import connection
+
+    from llm_providers.models import ProviderConfig
+
+    foreign = Fernet(Fernet.generate_key()).encrypt(b"sk-test-fake-key-lost").decode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE llm_provider_configs SET api_key_encrypted = %s WHERE id = %s",
+            [foreign, ProviderConfig._meta.pk.get_db_prep_value(config.pk, connection)],
+        )
