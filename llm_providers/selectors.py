@@ -96,10 +96,14 @@ def provider_status_for_tenant(tenant: Tenant) -> dict:
     }
 
 
+# Aggregates get a prefix so that their aliases cannot collide with the model's fields.
+AGG = "agg_"
+
+
 def _metrics() -> dict:
     # COUNT over a NOT NULL column rather than the id, so PostgreSQL can answer from the
     # covering index alone (see the llm_usage_stats index).
-    return {
+    metrics = {
         "requests": Count("success"),
         "successes": Count("success", filter=Q(success=True)),
         "tokens": Coalesce(Sum("tokens_used"), 0),
@@ -110,9 +114,11 @@ def _metrics() -> dict:
         "avg_latency_ms": Avg("latency_ms"),
         "max_latency_ms": Max("latency_ms"),
     }
+    return {AGG + name: expression for name, expression in metrics.items()}
 
 
 def _finish(row: dict) -> dict:
+    row = {k.removeprefix(AGG): v for k, v in row.items()}
     row["failures"] = row["requests"] - row["successes"]
     if row["avg_latency_ms"] is not None:
         row["avg_latency_ms"] = round(float(row["avg_latency_ms"]), 1)

@@ -63,6 +63,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID given as a JSON string (DRF's also turns integers into UUIDs)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)
+
+
 class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "metadata must be a JSON object.",
@@ -179,7 +188,7 @@ class ProviderStatusSerializer(serializers.Serializer):
 
 # -- test ------------------------------------------------------------------------------------
 class ConnectionTestSerializer(StrictInputSerializer):
-    config_id = serializers.UUIDField(required=False, allow_null=True)
+    config_id = StrictUUIDField(required=False, allow_null=True)
     prompt = StrictCharField(required=False, max_length=2000)
 
 

@@ -363,9 +363,7 @@ def test_activate_makes_the_config_active_and_deactivates_the_other(tenant_clien
     assert (current.is_active, other.is_active) == (False, True)
 
 
-def test_activate_of_another_tenants_config_is_404_and_changes_nothing(
-    tenant_client, other_tenant
-):
+def test_activate_of_another_tenants_config_is_404_and_changes_nothing(tenant_client, other_tenant):
     mine = ProviderConfigFactory(tenant=tenant_client.tenant, is_active=True)
     theirs = ProviderConfigFactory(tenant=other_tenant, is_active=False)
     assert_error(tenant_client.post(f"{detail(theirs)}/activate"), 404, "not_found")
