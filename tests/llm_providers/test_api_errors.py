@@ -40,7 +40,8 @@ def _snapshot():
 
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
-def test_every_endpoint_answers_401_without_a_key(tenant, method, url, no_network):
+@pytest.mark.usefixtures("no_network")
+def test_every_endpoint_answers_401_without_a_key(tenant, method, url):
     config = ProviderConfigFactory(tenant=tenant)
     before = _snapshot()
     response = _call(APIClient(), method, url, config)
@@ -50,7 +51,8 @@ def test_every_endpoint_answers_401_without_a_key(tenant, method, url, no_networ
 
 
 @pytest.mark.parametrize(("method", "url"), ENDPOINTS)
-def test_every_endpoint_answers_401_with_a_wrong_key(tenant, api_key, method, url, no_network):
+@pytest.mark.usefixtures("no_network")
+def test_every_endpoint_answers_401_with_a_wrong_key(tenant, api_key, method, url):
     config = ProviderConfigFactory(tenant=tenant)
     before = _snapshot()
     client = APIClient()
@@ -66,8 +68,9 @@ def test_revoked_key_is_refused(api_key, tenant_client):
     assert_error(tenant_client.get("/api/llm/provider/status"), 401, "authentication_failed")
 
 
+@pytest.mark.usefixtures("no_network")
 def test_a_body_larger_than_the_limit_is_refused_with_413_before_anything_is_created(
-    tenant_client, settings, no_network
+    tenant_client, settings
 ):
     settings.API_MAX_BODY_BYTES = 1000
     body = '{"provider": "openai", "default_model": "%s"}' % ("m" * 2000)
@@ -77,14 +80,16 @@ def test_a_body_larger_than_the_limit_is_refused_with_413_before_anything_is_cre
     assert not ProviderConfig.objects.exists()
 
 
-def test_the_default_body_limit_is_one_mebibyte(tenant_client, no_network):
+@pytest.mark.usefixtures("no_network")
+def test_the_default_body_limit_is_one_mebibyte(tenant_client):
     body = '{"provider": "openai", "default_model": "%s"}' % ("m" * (1024 * 1024))
     response = raw_post(tenant_client, "/api/llm/provider/configure", body)
     assert_error(response, 413, "request_too_large")
     assert not ProviderConfig.objects.exists()
 
 
-def test_a_body_that_is_not_json_is_refused_with_415(tenant_client, no_network):
+@pytest.mark.usefixtures("no_network")
+def test_a_body_that_is_not_json_is_refused_with_415(tenant_client):
     response = raw_post(
         tenant_client, "/api/llm/provider/configure", "provider=openai", "text/plain"
     )

@@ -136,8 +136,9 @@ def test_passes_a_custom_prompt(tenant_client, fake_llm):
     assert fake_llm.calls[0]["prompt"] == "Say hi"
 
 
+@pytest.mark.usefixtures("no_network")
 def test_another_tenants_config_id_is_404_and_nothing_is_sent(
-    tenant_client, other_tenant, fake_llm, no_network
+    tenant_client, other_tenant, fake_llm
 ):
     theirs = ProviderConfigFactory(tenant=other_tenant, api_key=OTHER_FAKE_KEY)
     response = tenant_client.post(TEST_URL, {"config_id": str(theirs.pk)}, format="json")
@@ -159,7 +160,8 @@ def test_another_tenants_config_id_is_404_and_nothing_is_sent(
         {"tenant_id": "tenant_other"},
     ],
 )
-def test_bad_input_is_400_and_nothing_is_sent(tenant_client, fake_llm, body, no_network):
+@pytest.mark.usefixtures("no_network")
+def test_bad_input_is_400_and_nothing_is_sent(tenant_client, fake_llm, body):
     ProviderConfigFactory(tenant=tenant_client.tenant)
     assert_error(tenant_client.post(TEST_URL, body, format="json"), 400, "validation_error")
     assert fake_llm.calls == []

@@ -42,9 +42,8 @@ def state(config):
 
 
 # -- POST /api/llm/provider/configure ----------------------------------------------------------
-def test_configure_creates_an_active_config_and_returns_it_with_the_key_masked(
-    tenant_client, no_network
-):
+@pytest.mark.usefixtures("no_network")
+def test_configure_creates_an_active_config_and_returns_it_with_the_key_masked(tenant_client):
     response = tenant_client.post(CONFIGURE, VALID, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -122,8 +121,9 @@ def test_configure_refuses_an_unknown_provider(tenant_client):
         ("metadata", {"note": "nul\u0000byte"}),
     ],
 )
+@pytest.mark.usefixtures("no_network")
 def test_configure_refuses_wrong_types_and_values_with_400_and_creates_nothing(
-    tenant_client, field, value, no_network
+    tenant_client, field, value
 ):
     response = tenant_client.post(CONFIGURE, {**VALID, field: value}, format="json")
     error = assert_error(response, 400, "validation_error")
@@ -164,9 +164,8 @@ def test_configure_requires_a_base_url_for_local(tenant_client):
         "http://user:pass@api.openai.test/v1",
     ],
 )
-def test_configure_refuses_unsafe_base_urls_and_creates_nothing(
-    tenant_client, base_url, no_network
-):
+@pytest.mark.usefixtures("no_network")
+def test_configure_refuses_unsafe_base_urls_and_creates_nothing(tenant_client, base_url):
     response = tenant_client.post(CONFIGURE, {**VALID, "base_url": base_url}, format="json")
     error = assert_error(response, 400, "validation_error")
     assert "base_url" in error["details"]
@@ -275,9 +274,8 @@ def test_patch_replaces_the_key_and_never_echoes_it(tenant_client):
     assert decrypted_api_key(config) == OTHER_FAKE_KEY
 
 
-def test_patch_of_another_tenants_config_is_404_and_changes_nothing(
-    tenant_client, other_tenant, no_network
-):
+@pytest.mark.usefixtures("no_network")
+def test_patch_of_another_tenants_config_is_404_and_changes_nothing(tenant_client, other_tenant):
     theirs = ProviderConfigFactory(tenant=other_tenant, api_key=OTHER_FAKE_KEY)
     before = state(theirs)
     response = tenant_client.patch(
