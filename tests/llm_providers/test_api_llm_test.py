@@ -1,18 +1,18 @@
 """POST /api/llm/test: a real minimal completion, its outcome stored, throttled per tenant."""
 
-from dataclasses import dataclass, field
-
 import pytest
 
-from llm_providers import services
 from llm_providers.models import ProviderConfig
 from tests.factories import ProviderConfigFactory
 
 from .api_support import (  # noqa: F401
     FAKE_KEY,
     OTHER_FAKE_KEY,
+    FakeError,
+    FakeResult,
     _fresh_cache,
     assert_error,
+    install_fake_llm,
     no_network,
     raw_post,
 )
@@ -22,56 +22,9 @@ pytestmark = pytest.mark.django_db
 TEST_URL = "/api/llm/test"
 
 
-@dataclass
-class FakeError:
-    type: str
-    message: str
-    status_code: int | None = None
-
-    def as_dict(self):
-        return {"type": self.type, "message": self.message, "status_code": self.status_code}
-
-
-@dataclass
-class FakeResult:
-    success: bool = True
-    content: str = "OK"
-    provider: str = "openai"
-    model: str = "gpt-4o-mini"
-    latency_ms: int = 42
-    error: FakeError | None = None
-    extra: dict = field(default_factory=dict)
-
-
-class FakeLLMService:
-    """Stands in for LLMService until it lands on main; records what it was asked."""
-
-    calls: list = []
-    result = FakeResult()
-
-    def __init__(self, tenant_id, *, config=None):
-        self.tenant_id = tenant_id
-        self.config = config
-
-    def generate_completion(self, prompt, max_tokens=1000, **kwargs):
-        FakeLLMService.calls.append(
-            {
-                "tenant_id": self.tenant_id,
-                "config": self.config,
-                "prompt": prompt,
-                "max_tokens": max_tokens,
-                **kwargs,
-            }
-        )
-        return FakeLLMService.result
-
-
 @pytest.fixture
 def fake_llm(monkeypatch):
-    FakeLLMService.calls = []
-    FakeLLMService.result = FakeResult()
-    monkeypatch.setattr(services, "LLMService", FakeLLMService, raising=False)
-    return FakeLLMService
+    return install_fake_llm(monkeypatch)
 
 
 def test_runs_a_minimal_completion_on_the_active_config_and_stores_the_outcome(
