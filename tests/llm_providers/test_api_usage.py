@@ -126,6 +126,14 @@ def test_stats_group_by_provider_sums_each_group(tenant_client, rows):
     assert groups["openai"]["cost_usd"] == "0.03150000"
     assert groups["anthropic"]["failures"] == 1
     assert groups["anthropic"]["cost_usd"] is None
+    assert groups["openai"]["avg_latency_ms"] == 200.0
+    assert groups["openai"]["max_latency_ms"] == 300
+
+
+def test_stats_totals_with_group_by_equal_the_totals_without(tenant_client, rows):
+    plain = tenant_client.get(STATS).json()["totals"]
+    for group_by in ("provider", "model", "day", "endpoint"):
+        assert tenant_client.get(STATS, {"group_by": group_by}).json()["totals"] == plain
 
 
 def test_stats_group_by_day_uses_utc_days_in_order(tenant_client, tenant):
@@ -201,8 +209,9 @@ def test_stats_never_count_another_tenants_rows(other_tenant_client, rows):
 def test_stats_are_aggregated_in_the_database(tenant_client, tenant, django_assert_num_queries):
     for _ in range(20):
         log(tenant)
-    # authentication, totals, groups: the same whatever the number of rows
-    with django_assert_num_queries(3):
+    # authentication, then one grouped aggregate (totals are folded from the groups):
+    # the same whatever the number of rows
+    with django_assert_num_queries(2):
         body = tenant_client.get(STATS, {"group_by": "provider"}).json()
     assert body["totals"]["requests"] == 20
 
