@@ -193,6 +193,11 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
+# Overall deadline per LLM call, retries included (default: twice LLM_REQUEST_TIMEOUT).
+LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
+# One filter redacts provider keys from every record the console handler writes (SPEC §10).
+LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"}}
+LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
 
 # --- REST API: errors, limits, throttles (issue 4) ------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "config.exceptions.api_exception_handler"

@@ -172,3 +172,6 @@ def decrypted_api_key(config: ProviderConfig) -> str | None:
 
 
 llm_provider_service = ProviderConfigService()
+
+
+from .llm_service import CompletionResult, LLMService  # noqa: E402,F401  (SPEC §4 import path)

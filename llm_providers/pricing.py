@@ -1,0 +1,144 @@
+"""What a call cost, in USD, from the maintained `genai-prices` data set (SPEC §5).
+
+A config can override the price in its `metadata`:
+
+    {"pricing": {"input_per_mtok": "0.15", "output_per_mtok": "0.60",
+                 "cached_input_per_mtok": "0.075", "cache_write_per_mtok": "0.1875",
+                 "models": {"gpt-4o": {"input_per_mtok": "2.50", "output_per_mtok": "10"}}}}
+
+Prices are USD per million tokens (numbers or decimal strings). An entry under `models`
+(matched on the requested or the reported model name) wins over the flat prices;
+`cached_input_per_mtok` and `cache_write_per_mtok` default to the input price.
+`input_per_mtok` and `output_per_mtok` are both required for an override to apply.
+`local` is free unless overridden. An unknown price is None, never a guess.
+"""
+
+import logging
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+
+from genai_prices import Usage, calc_price
+
+from .providers.base import TokenUsage
+
+logger = logging.getLogger(__name__)
+
+# Our provider names → genai-prices provider ids.
+PRICE_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "groq": "groq"}
+FREE_PROVIDERS = frozenset({"local"})
+MTOK = Decimal(1_000_000)
+CENT_FRACTION = Decimal("0.00000001")  # UsageLog.cost_usd has 8 decimal places
+ZERO = Decimal(0)
+
+OVERRIDE_FIELDS = (
+    "input_per_mtok",
+    "output_per_mtok",
+    "cached_input_per_mtok",
+    "cache_write_per_mtok",
+)
+
+
+def cost_usd(
+    provider: str,
+    model: str | None,
+    usage: TokenUsage | None,
+    *,
+    metadata: Mapping | None = None,
+    reported_model: str | None = None,
+) -> Decimal | None:
+    """The cost of `usage` on `model`, or None when the price (or the usage) is unknown."""
+    if usage is None:
+        return None
+    override = pricing_override(metadata, (model, reported_model))
+    if override is not None:
+        return _quantize(_cost_from_override(usage, override))
+    if provider in FREE_PROVIDERS:
+        return ZERO
+    provider_id = PRICE_PROVIDER_IDS.get(provider)
+    if provider_id is None:
+        return None
+    # The reported model is usually the dated snapshot actually used; try it first.
+    for name in dict.fromkeys(n for n in (reported_model, model) if n):
+        try:
+            calculation = calc_price(
+                Usage(
+                    # genai-prices counts cached input inside input_tokens.
+                    input_tokens=usage.prompt_tokens,
+                    output_tokens=usage.completion_tokens,
+                    cache_read_tokens=usage.cached_prompt_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
+                ),
+                name,
+                provider_id=provider_id,
+            )
+        except LookupError:
+            continue
+        except Exception:  # the data set's own bugs must not fail a call
+            logger.exception("genai-prices failed for %s/%s", provider, name)
+            return None
+        return _quantize(calculation.total_price)
+    return None
+
+
+def pricing_override(metadata: Mapping | None, models=()) -> dict[str, Decimal] | None:
+    """The config's price override for one of `models`, parsed; None when there is none."""
+    pricing = (metadata or {}).get("pricing") if isinstance(metadata, Mapping) else None
+    if not isinstance(pricing, Mapping):
+        return None
+    per_model = pricing.get("models")
+    if isinstance(per_model, Mapping):
+        for name in models:
+            if name and isinstance(per_model.get(name), Mapping):
+                return _parse_prices(per_model[name])
+    return _parse_prices(pricing)
+
+
+def validate_pricing(pricing) -> None:
+    """Raise ValueError unless `pricing` is a valid `metadata["pricing"]` value."""
+    if not isinstance(pricing, Mapping):
+        raise ValueError("pricing must be an object.")
+    entries = [pricing]
+    if "models" in pricing:
+        if not isinstance(pricing["models"], Mapping):
+            raise ValueError("pricing.models must be an object of model name → prices.")
+        entries += list(pricing["models"].values())
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise ValueError("Each price entry must be an object.")
+        for name in OVERRIDE_FIELDS:
+            if name in entry and _decimal(entry[name]) is None:
+                raise ValueError(f"{name} must be a non-negative number.")
+
+
+def _parse_prices(entry: Mapping) -> dict[str, Decimal] | None:
+    prices = {name: _decimal(entry.get(name)) for name in OVERRIDE_FIELDS}
+    if prices["input_per_mtok"] is None or prices["output_per_mtok"] is None:
+        return None
+    prices["cached_input_per_mtok"] = prices["cached_input_per_mtok"] or prices["input_per_mtok"]
+    prices["cache_write_per_mtok"] = prices["cache_write_per_mtok"] or prices["input_per_mtok"]
+    return prices
+
+
+def _decimal(value) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() and number >= 0 else None
+
+
+def _cost_from_override(usage: TokenUsage, prices: dict[str, Decimal]) -> Decimal:
+    uncached = max(usage.prompt_tokens - usage.cached_prompt_tokens - usage.cache_write_tokens, 0)
+    total = (
+        uncached * prices["input_per_mtok"]
+        + usage.cached_prompt_tokens * prices["cached_input_per_mtok"]
+        + usage.cache_write_tokens * prices["cache_write_per_mtok"]
+        + usage.completion_tokens * prices["output_per_mtok"]
+    )
+    return total / MTOK
+
+
+def _quantize(value: Decimal) -> Decimal:
+    return Decimal(value).quantize(CENT_FRACTION)

@@ -1,0 +1,287 @@
+"""Anthropic's messages API: x-api-key, anthropic-version, required max_tokens, top-level system."""
+
+import json
+from typing import Any
+
+from ..errors import ErrorType, ProviderError
+from .base import (
+    BadResponse,
+    ChatReply,
+    HttpRequestSpec,
+    Message,
+    ProviderAdapter,
+    SSEEvent,
+    StreamDelta,
+    StreamState,
+    TokenUsage,
+    as_int,
+    merged_headers,
+)
+
+API_VERSION = "2023-06-01"
+
+# Anthropic's stop_reason in OpenAI's finish_reason vocabulary, so the gateway can translate.
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+ERROR_TYPES = {
+    "invalid_request_error": ErrorType.INVALID_REQUEST,
+    "request_too_large": ErrorType.INVALID_REQUEST,
+    "authentication_error": ErrorType.AUTHENTICATION,
+    "permission_error": ErrorType.PERMISSION,
+    "not_found_error": ErrorType.NOT_FOUND,
+    "billing_error": ErrorType.QUOTA_EXCEEDED,
+    "rate_limit_error": ErrorType.RATE_LIMIT,
+    "api_error": ErrorType.SERVER_ERROR,
+    "timeout_error": ErrorType.TIMEOUT,
+    "overloaded_error": ErrorType.OVERLOADED,
+}
+
+# Stop reasons that legitimately come without a text block.
+NO_TEXT_OK = frozenset({"tool_use", "refusal", "max_tokens", "pause_turn"})
+
+
+def finish_reason(stop_reason: str | None) -> str | None:
+    if stop_reason is None:
+        return None
+    return FINISH_REASONS.get(stop_reason, "stop")
+
+
+class AnthropicAdapter(ProviderAdapter):
+    name = "anthropic"
+    label = "Anthropic"
+    default_base_url = "https://api.anthropic.com/v1"
+    base_url_setting = "ANTHROPIC_BASE_URL"
+    key_setting = "ANTHROPIC_API_KEY"
+    default_max_tokens = 4096  # Anthropic requires max_tokens; used when the caller gives none
+
+    def auth_headers(self, api_key, extra=None, *, json_body=True):
+        own = {"Accept": "application/json", "anthropic-version": API_VERSION}
+        if json_body:
+            own["Content-Type"] = "application/json"
+        if api_key:
+            own["x-api-key"] = api_key
+        return merged_headers(extra, own)
+
+    def metadata_headers(self, metadata):
+        headers = (metadata or {}).get("headers") or {}
+        headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+        beta = (metadata or {}).get("anthropic_beta")
+        if beta:
+            headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(map(str, beta))
+        return headers
+
+    def build_chat_request(
+        self,
+        *,
+        base_url,
+        api_key,
+        model,
+        messages,
+        max_tokens=None,
+        temperature=None,
+        extra=None,
+        headers=None,
+        stream=False,
+    ) -> HttpRequestSpec:
+        system, converted = self.convert_messages(messages)
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens if max_tokens is not None else self.default_max_tokens,
+            "messages": converted,
+        }
+        if system:
+            body["system"] = system
+        if temperature is not None:
+            body["temperature"] = temperature
+        body.update(self.convert_extra(extra or {}))
+        if stream:
+            body["stream"] = True  # Anthropic streams always report usage
+        return HttpRequestSpec(
+            "POST",
+            f"{base_url}/messages",
+            self.auth_headers(api_key, headers, json_body=True),
+            json=body,
+            stream=stream,
+        )
+
+    def convert_messages(self, messages: list[Message]) -> tuple[str, list[dict]]:
+        """OpenAI-style messages → (top-level system text, Anthropic messages)."""
+        system_parts: list[str] = []
+        converted: list[dict] = []
+        for message in messages:
+            role = message.get("role")
+            content = message.get("content")
+            if role in ("system", "developer"):
+                system_parts.append(_text_of(content))
+            elif role in ("user", "assistant"):
+                converted.append({"role": role, "content": _blocks_of(content)})
+            else:
+                raise ValueError(f"Unsupported message role for Anthropic: {role!r}")
+        return "\n\n".join(p for p in system_parts if p), converted
+
+    def convert_extra(self, extra: dict) -> dict:
+        """The OpenAI body fields that have an Anthropic equivalent; the rest are dropped."""
+        body: dict[str, Any] = {}
+        stop = extra.get("stop")
+        if stop:
+            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        for name in ("top_p", "top_k"):
+            if extra.get(name) is not None:
+                body[name] = extra[name]
+        if extra.get("user"):
+            body["metadata"] = {"user_id": str(extra["user"])}
+        return body
+
+    def parse_usage(self, usage: Any) -> TokenUsage | None:
+        if not isinstance(usage, dict):
+            return None
+        cache_read = as_int(usage.get("cache_read_input_tokens"))
+        cache_write = as_int(usage.get("cache_creation_input_tokens"))
+        # input_tokens excludes the cached parts; prompt_tokens counts every input token.
+        return TokenUsage(
+            prompt_tokens=as_int(usage.get("input_tokens")) + cache_read + cache_write,
+            completion_tokens=as_int(usage.get("output_tokens")),
+            cached_prompt_tokens=cache_read,
+            cache_write_tokens=cache_write,
+        )
+
+    def parse_chat_response(self, data, headers=None) -> ChatReply:
+        if not isinstance(data, dict):
+            raise BadResponse("The reply is not a JSON object.")
+        blocks = data.get("content")
+        if not isinstance(blocks, list):
+            raise BadResponse("The reply has no content blocks.")
+        texts = [
+            b["text"]
+            for b in blocks
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        ]
+        stop_reason = data.get("stop_reason")
+        has_tool_use = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+        if not texts and stop_reason not in NO_TEXT_OK and not has_tool_use:
+            raise BadResponse("The reply has no text block.")
+        return ChatReply(
+            content="".join(texts),
+            finish_reason=finish_reason(stop_reason),
+            provider_finish_reason=stop_reason,
+            usage=self.parse_usage(data.get("usage")),
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            request_id=self.request_id(headers) or (data.get("id") or None),
+            raw=data,
+        )
+
+    def classify(self, status, upstream_type, code):
+        if upstream_type in ERROR_TYPES:
+            return ERROR_TYPES[upstream_type]
+        return super().classify(status, upstream_type, code)
+
+    def request_id(self, headers):
+        if not headers:
+            return None
+        return headers.get("request-id") or headers.get("x-request-id")
+
+    def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
+        try:
+            data = json.loads(event.data) if event.data else {}
+        except ValueError:
+            return StreamDelta(
+                error=ProviderError(
+                    ErrorType.BAD_RESPONSE, "Anthropic: a stream event is not JSON."
+                )
+            )
+        if not isinstance(data, dict):
+            return None
+        kind = data.get("type") or event.event
+        if kind == "message_start":
+            message = data.get("message") or {}
+            state.model = message.get("model") or state.model
+            state.usage = self.parse_usage(message.get("usage")) or TokenUsage()
+            return StreamDelta(model=state.model, usage=state.usage)
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                return StreamDelta(text=delta["text"])
+            return None
+        if kind == "message_delta":
+            delta = data.get("delta") or {}
+            out = StreamDelta()
+            if delta.get("stop_reason"):
+                state.provider_finish_reason = delta["stop_reason"]
+                state.finish_reason = finish_reason(delta["stop_reason"])
+                out.finish_reason = state.finish_reason
+                out.provider_finish_reason = state.provider_finish_reason
+            usage = data.get("usage")
+            if isinstance(usage, dict):
+                state.usage = state.usage or TokenUsage()
+                # Running totals: overwrite, never add.
+                if "output_tokens" in usage:
+                    state.usage.completion_tokens = as_int(usage["output_tokens"])
+                if "input_tokens" in usage:
+                    cached = state.usage.cached_prompt_tokens + state.usage.cache_write_tokens
+                    state.usage.prompt_tokens = as_int(usage["input_tokens"]) + cached
+                state.usage.total_tokens = state.usage.prompt_tokens + state.usage.completion_tokens
+                out.usage = state.usage
+            return out
+        if kind == "message_stop":
+            return StreamDelta(
+                done=True,
+                usage=state.usage,
+                finish_reason=state.finish_reason,
+                provider_finish_reason=state.provider_finish_reason,
+            )
+        if kind == "error":
+            error = data.get("error") or {}
+            error_type = ERROR_TYPES.get(str(error.get("type")), ErrorType.SERVER_ERROR)
+            return StreamDelta(
+                error=ProviderError(
+                    error_type, f"Anthropic stream: {error.get('message') or 'error'}"
+                )
+            )
+        return None  # ping, content_block_start/stop
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
+    return "" if content is None else str(content)
+
+
+def _blocks_of(content: Any) -> str | list[dict]:
+    """OpenAI content (a string or parts) → Anthropic content (a string or blocks)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ValueError("A message's content must be a string or a list of parts.")
+    blocks: list[dict] = []
+    for part in content:
+        if not isinstance(part, dict):
+            raise ValueError("A content part must be an object.")
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": str(part.get("text", ""))})
+        elif part.get("type") == "image_url":
+            url = (part.get("image_url") or {}).get("url", "")
+            if url.startswith("data:") and ";base64," in url:
+                media_type, data = url[5:].split(";base64,", 1)
+                blocks.append(
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": media_type, "data": data},
+                    }
+                )
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+        else:
+            raise ValueError(f"Unsupported content part for Anthropic: {part.get('type')!r}")
+    return blocks

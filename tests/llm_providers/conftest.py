@@ -1,0 +1,96 @@
+"""Fixtures for the provider tests: no real waiting, fake keys, configs per provider."""
+
+import pytest
+
+from llm_providers import http
+from tests.factories import ProviderConfigFactory
+
+OPENAI_KEY = "sk-test-fake-key-0001"
+ANTHROPIC_KEY = "sk-ant-test-fake-key-0002"
+GROQ_KEY = "gsk_test_fake_key_0003"
+LOCAL_KEY = "local-test-fake-key-0004"
+
+
+@pytest.fixture(autouse=True)
+def waits(monkeypatch):
+    """Every wait the retry logic asks for, in seconds; nothing really sleeps."""
+    recorded: list[float] = []
+    monkeypatch.setattr(http, "sleep", recorded.append)
+    return recorded
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sessions():
+    yield
+    http.close_sessions()
+
+
+@pytest.fixture
+def openai_config(tenant):
+    return ProviderConfigFactory(
+        tenant=tenant, provider="openai", default_model="gpt-4o-mini", api_key=OPENAI_KEY
+    )
+
+
+@pytest.fixture
+def anthropic_config(tenant):
+    return ProviderConfigFactory(
+        tenant=tenant,
+        provider="anthropic",
+        default_model="claude-sonnet-4-5",
+        api_key=ANTHROPIC_KEY,
+    )
+
+
+@pytest.fixture
+def groq_config(tenant):
+    return ProviderConfigFactory(
+        tenant=tenant,
+        provider="groq",
+        default_model="llama-3.3-70b-versatile",
+        api_key=GROQ_KEY,
+    )
+
+
+@pytest.fixture
+def local_config_for(tenant):
+    """A local config pointed at `base_url` (an httpserver URL), with or without a key."""
+
+    def make(base_url, *, api_key="", model="gemma-3-270m", metadata=None):
+        return ProviderConfigFactory(
+            tenant=tenant,
+            provider="local",
+            default_model=model,
+            base_url=base_url.rstrip("/"),
+            api_key=api_key,
+            metadata=metadata or {},
+        )
+
+    return make
+
+
+def openai_reply(content="Hello there.", *, model="gpt-4o-mini-2024-07-18", usage=None):
+    return {
+        "id": "chatcmpl-abc123",
+        "object": "chat.completion",
+        "created": 1764300000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage
+        or {
+            "prompt_tokens": 12,
+            "completion_tokens": 5,
+            "total_tokens": 17,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_test",
+    }

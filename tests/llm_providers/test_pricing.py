@@ -1,0 +1,85 @@
+"""Cost from genai-prices, per-config overrides, local is free, unknown is None (SPEC §5)."""
+
+from decimal import Decimal
+
+import pytest
+
+from llm_providers.pricing import cost_usd, validate_pricing
+from llm_providers.providers.base import TokenUsage
+
+MILLION_EACH = TokenUsage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "expected"),
+    [
+        ("openai", "gpt-4o-mini", "0.75"),  # 0.15 + 0.60
+        ("openai", "gpt-4o", "12.5"),  # 2.50 + 10.00
+        ("groq", "llama-3.1-8b-instant", "0.13"),  # 0.05 + 0.08
+    ],
+)
+def test_price_comes_from_the_maintained_data_set(provider, model, expected):
+    assert cost_usd(provider, model, MILLION_EACH) == Decimal(expected)
+
+
+def test_cached_prompt_tokens_are_charged_at_the_cached_rate():
+    usage = TokenUsage(prompt_tokens=1_000_000, completion_tokens=0, cached_prompt_tokens=500_000)
+    # gpt-4o-mini: 500k at 0.15 + 500k at 0.075
+    assert cost_usd("openai", "gpt-4o-mini", usage) == Decimal("0.1125")
+
+
+def test_dated_reported_model_is_priced():
+    assert cost_usd(
+        "openai", "gpt-4o-mini", MILLION_EACH, reported_model="gpt-4o-mini-2024-07-18"
+    ) == Decimal("0.75")
+
+
+def test_unknown_model_has_no_price():
+    assert cost_usd("openai", "my-fine-tune-that-does-not-exist", MILLION_EACH) is None
+
+
+def test_missing_usage_has_no_price():
+    assert cost_usd("openai", "gpt-4o-mini", None) is None
+
+
+def test_local_is_free_unless_overridden():
+    assert cost_usd("local", "gemma-3-270m", MILLION_EACH) == Decimal("0")
+    metadata = {"pricing": {"input_per_mtok": "0.01", "output_per_mtok": 0.02}}
+    assert cost_usd("local", "gemma-3-270m", MILLION_EACH, metadata=metadata) == Decimal("0.03")
+
+
+def test_config_override_wins_over_the_data_set():
+    metadata = {
+        "pricing": {
+            "input_per_mtok": "1",
+            "output_per_mtok": "2",
+            "cached_input_per_mtok": "0.5",
+        }
+    }
+    usage = TokenUsage(prompt_tokens=300, completion_tokens=100, cached_prompt_tokens=100)
+    # 200 * 1 + 100 * 0.5 + 100 * 2 = 450 per million
+    assert cost_usd("openai", "gpt-4o", usage, metadata=metadata) == Decimal("0.00045000")
+
+
+def test_per_model_override_wins_over_the_flat_override():
+    metadata = {
+        "pricing": {
+            "input_per_mtok": 1,
+            "output_per_mtok": 1,
+            "models": {"gpt-4o": {"input_per_mtok": 10, "output_per_mtok": 10}},
+        }
+    }
+    assert cost_usd("openai", "gpt-4o", MILLION_EACH, metadata=metadata) == Decimal("20")
+    assert cost_usd("openai", "gpt-4.1", MILLION_EACH, metadata=metadata) == Decimal("2")
+
+
+def test_incomplete_override_is_ignored_not_guessed():
+    metadata = {"pricing": {"input_per_mtok": "1"}}
+    assert cost_usd("openai", "unknown-model-x", MILLION_EACH, metadata=metadata) is None
+
+
+def test_validate_pricing_rejects_negative_and_non_numbers():
+    validate_pricing({"input_per_mtok": "0.1", "output_per_mtok": 2})
+    for bad in ({"input_per_mtok": -1}, {"output_per_mtok": "abc"}, {"models": []}, []):
+        with pytest.raises(ValueError):
+            validate_pricing(bad)
