@@ -3,20 +3,13 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 from tenants.models import Tenant
 
-from .models import KeyStatus, Provider, ProviderConfig, UsageLog
-
-# The environment key variable of each hosted provider (SPEC §4).
-ENVIRONMENT_KEY_SETTINGS = {
-    Provider.OPENAI: "OPENAI_API_KEY",
-    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-    Provider.GROQ: "GROQ_API_KEY",
-}
+from .models import KeyStatus, ProviderConfig, UsageLog
+from .services import LLMService
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
 
@@ -29,71 +22,43 @@ def usage_logs_for_tenant(tenant: Tenant) -> QuerySet[UsageLog]:
     return UsageLog.objects.for_tenant(tenant)
 
 
-def environment_fallback() -> dict | None:
-    """The environment's provider settings (never the key itself), or None when unset."""
-    provider = settings.LLM_DEFAULT_PROVIDER
-    if provider not in Provider.values:
-        return None
-    if provider == Provider.LOCAL:
-        key_status = KeyStatus.OK if settings.LLM_DEFAULT_BASE_URL else KeyStatus.MISSING
-    else:
-        has_key = bool(getattr(settings, ENVIRONMENT_KEY_SETTINGS[provider], ""))
-        key_status = KeyStatus.OK if has_key else KeyStatus.MISSING
-    return {"provider": provider, "model": settings.LLM_DEFAULT_MODEL, "key_status": key_status}
-
-
-def _config_usable(config: ProviderConfig) -> bool:
-    if config.key_status == KeyStatus.UNDECRYPTABLE:
-        return False
-    if config.key_status == KeyStatus.MISSING:
-        return config.provider == Provider.LOCAL
-    return True
-
-
 def provider_status_for_tenant(tenant: Tenant) -> dict:
     """Whether an LLM is available for `tenant`, from which source, and its latest test.
 
-    The active config wins; without one the environment fallback applies (SPEC §4). A
-    config whose key cannot be decrypted is reported, not skipped: the service will not
-    silently fall back to the environment either.
+    Availability is LLMService's own answer (same resolution as a real call, no network).
+    A config whose key cannot be decrypted is reported as such: the service does not fall
+    back to the environment behind the tenant's back.
     """
-    config = provider_configs_for_tenant(tenant).active().first()
+    service = LLMService(tenant.pk)
+    described = service.describe()
+    resolved = service.resolve()
+    config = resolved.config
     if config is not None:
-        return {
-            "available": _config_usable(config),
-            "source": "config",
-            "provider": config.provider,
-            "model": config.default_model,
-            "key_status": str(config.key_status),
-            "config": config,
-            "last_test": {
-                "tested_at": config.last_tested,
-                "success": config.last_test_success,
-                "latency_ms": config.test_latency_ms,
-                "error": config.last_error or None,
-            }
-            if config.last_tested
-            else None,
-        }
-    fallback = environment_fallback()
-    if fallback is not None:
-        return {
-            "available": fallback["key_status"] == KeyStatus.OK and bool(fallback["model"]),
-            "source": "environment",
-            "provider": fallback["provider"],
-            "model": fallback["model"],
-            "key_status": str(fallback["key_status"]),
-            "config": None,
-            "last_test": None,
-        }
+        key_status = str(config.key_status)
+    elif resolved.source is not None:
+        key_status = str(KeyStatus.OK if resolved.api_key else KeyStatus.MISSING)
+    else:
+        key_status = str(KeyStatus.MISSING)
     return {
-        "available": False,
-        "source": "none",
-        "provider": None,
-        "model": None,
-        "key_status": str(KeyStatus.MISSING),
-        "config": None,
-        "last_test": None,
+        "available": described["available"],
+        "source": described["source"] or "none",
+        "provider": described["provider"],
+        "model": described["model"],
+        "key_status": key_status,
+        "error": described["error"],
+        "config": config,
+        "last_test": _last_test(config),
+    }
+
+
+def _last_test(config: ProviderConfig | None) -> dict | None:
+    if config is None or config.last_tested is None:
+        return None
+    return {
+        "tested_at": config.last_tested,
+        "success": config.last_test_success,
+        "latency_ms": config.test_latency_ms,
+        "error": config.last_error or None,
     }
 
 

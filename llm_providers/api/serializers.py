@@ -18,7 +18,7 @@ from ..selectors import STATS_GROUPS
 API_KEY_RE = re.compile(r"\A[\x21-\x7e]+\Z")
 NO_CONTROL_RE = re.compile(r"\A[^\x00-\x1f\x7f]*\Z")
 # Metadata keys whose values are credentials (e.g. extra headers): never echoed back.
-SECRET_KEY_NAME_RE = re.compile(r"key|secret|token|password|authorization|credential", re.I)
+SECRET_KEY_NAME_RE = re.compile(r"key|secret|token|passw|auth|credential|cookie|signature", re.I)
 REDACTED = "****"
 
 
@@ -169,6 +169,12 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
         return redact_metadata(obj.metadata or {})
 
 
+class ProviderErrorSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    message = serializers.CharField()
+    status_code = serializers.IntegerField(allow_null=True)
+
+
 class LastTestSerializer(serializers.Serializer):
     tested_at = serializers.DateTimeField()
     success = serializers.BooleanField(allow_null=True)
@@ -182,6 +188,9 @@ class ProviderStatusSerializer(serializers.Serializer):
     provider = serializers.CharField(allow_null=True)
     model = serializers.CharField(allow_null=True)
     key_status = serializers.ChoiceField(choices=KeyStatus.choices)
+    error = ProviderErrorSerializer(
+        allow_null=True, help_text="Why no call can be made (a configuration error), if so."
+    )
     config = ProviderConfigSerializer(allow_null=True)
     last_test = LastTestSerializer(allow_null=True)
 
@@ -190,12 +199,6 @@ class ProviderStatusSerializer(serializers.Serializer):
 class ConnectionTestSerializer(StrictInputSerializer):
     config_id = StrictUUIDField(required=False, allow_null=True)
     prompt = StrictCharField(required=False, max_length=2000)
-
-
-class ProviderErrorSerializer(serializers.Serializer):
-    type = serializers.CharField()
-    message = serializers.CharField()
-    status_code = serializers.IntegerField(allow_null=True)
 
 
 class ConnectionTestResultSerializer(serializers.Serializer):

@@ -1,7 +1,6 @@
 """Helpers shared by the REST API tests (test_api_*.py)."""
 
 import json
-from dataclasses import dataclass, field
 
 import pytest
 import responses
@@ -25,7 +24,8 @@ def no_network():
     """Any outgoing HTTP request fails the test (no URL is registered)."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
-    assert len(mock.calls) == 0, "a request was sent to a provider"
+        # Inside the block: leaving it resets the recorded calls.
+        assert len(mock.calls) == 0, "a request was sent to a provider"
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -58,57 +58,3 @@ def make_key_undecryptable(config) -> None:
             "UPDATE llm_provider_configs SET api_key_encrypted = %s WHERE id = %s",
             [foreign, ProviderConfig._meta.pk.get_db_prep_value(config.pk, connection)],
         )
-
-
-@dataclass
-class FakeError:
-    type: str
-    message: str
-    status_code: int | None = None
-
-    def as_dict(self):
-        return {"type": self.type, "message": self.message, "status_code": self.status_code}
-
-
-@dataclass
-class FakeResult:
-    success: bool = True
-    content: str = "OK"
-    provider: str = "openai"
-    model: str = "gpt-4o-mini"
-    latency_ms: int = 42
-    error: FakeError | None = None
-    extra: dict = field(default_factory=dict)
-
-
-class FakeLLMService:
-    """Stands in for LLMService until it lands on main; records what it was asked."""
-
-    calls: list = []
-    result = FakeResult()
-
-    def __init__(self, tenant_id, *, config=None):
-        self.tenant_id = tenant_id
-        self.config = config
-
-    def generate_completion(self, prompt, max_tokens=1000, **kwargs):
-        FakeLLMService.calls.append(
-            {
-                "tenant_id": self.tenant_id,
-                "config": self.config,
-                "prompt": prompt,
-                "max_tokens": max_tokens,
-                **kwargs,
-            }
-        )
-        return FakeLLMService.result
-
-
-def install_fake_llm(monkeypatch):
-    """Put FakeLLMService where the test endpoint looks LLMService up."""
-    from llm_providers import services
-
-    FakeLLMService.calls = []
-    FakeLLMService.result = FakeResult()
-    monkeypatch.setattr(services, "LLMService", FakeLLMService, raising=False)
-    return FakeLLMService

@@ -38,6 +38,7 @@ def test_status_reports_the_active_config_and_its_latest_test(tenant_client, no_
     assert body["model"] == "gpt-4o-mini"
     assert body["key_status"] == "ok"
     assert body["config"]["id"] == str(config.pk)
+    assert body["error"] is None
     assert body["last_test"] == {
         "tested_at": "2026-11-01T12:00:00Z",
         "success": False,
@@ -54,6 +55,8 @@ def test_status_reports_an_undecryptable_key_as_unavailable(tenant_client, no_en
     assert body["available"] is False
     assert body["source"] == "config"
     assert body["key_status"] == "undecryptable"
+    assert body["error"]["type"] == "configuration"
+    assert "gAAAA" not in str(body)
 
 
 def test_status_falls_back_to_the_environment_without_revealing_its_key(tenant_client, settings):
@@ -74,6 +77,7 @@ def test_status_says_none_when_there_is_no_config_and_no_environment(tenant_clie
     assert body["available"] is False
     assert body["source"] == "none"
     assert body["config"] is None
+    assert body["error"]["type"] == "configuration"
 
 
 def test_status_ignores_other_tenants_configs(tenant_client, other_tenant, no_environment):

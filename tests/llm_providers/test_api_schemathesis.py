@@ -16,14 +16,13 @@ from schemathesis.checks import not_a_server_error
 from llm_providers import urlsafety
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory, UsageLogFactory
 
-from .api_support import _fresh_cache, install_fake_llm  # noqa: F401
+from .api_support import _fresh_cache  # noqa: F401
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 
 
 @pytest.fixture
 def closed_world(monkeypatch):
-    install_fake_llm(monkeypatch)
 
     def no_dns(host, port):
         raise OSError("no DNS in tests")
