@@ -1,6 +1,6 @@
 """Reads for the REST API: provider status and usage statistics, computed in the database."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
@@ -12,6 +12,21 @@ from .models import KeyStatus, ProviderConfig, UsageLog
 from .services import LLMService
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
+
+
+class UTCDate(TruncDate):
+    """The UTC calendar day of a timestamp.
+
+    On SQLite, Django's TruncDate calls a Python function per row; datetimes are stored
+    there as UTC text, so SQLite's own date() gives the same day several times faster.
+    """
+
+    def __init__(self, expression, **extra):
+        super().__init__(expression, tzinfo=UTC, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.lhs)
+        return f"date({sql})", params
 
 
 def provider_configs_for_tenant(tenant: Tenant) -> QuerySet[ProviderConfig]:
@@ -127,7 +142,7 @@ def usage_stats(queryset: QuerySet[UsageLog], *, group_by: str | None = None) ->
     if group_by not in STATS_GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
     if group_by == "day":
-        grouped = queryset.annotate(key=TruncDate("created_at")).values("key")
+        grouped = queryset.annotate(key=UTCDate("created_at")).values("key")
     else:
         grouped = queryset.values(key=F(group_by))
     rows = [_unprefixed(row) for row in grouped.annotate(**_metrics()).order_by("key")]
