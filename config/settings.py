@@ -201,6 +201,7 @@ LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
 
 # --- REST API: errors, limits, throttles (issue 4) ------------------------------------
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "config.exceptions.api_exception_handler"
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser"]
 # Largest request body the REST API accepts (413 above it).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 MIDDLEWARE.insert(

@@ -35,6 +35,14 @@ def redact_metadata(value):
     return value
 
 
+def _depth(value) -> int:
+    if isinstance(value, Mapping):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 def _has_nul(value) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -76,11 +84,15 @@ class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "metadata must be a JSON object.",
         "nul": "metadata must not contain NUL characters.",
+        "too_deep": "metadata must not be nested more than {max_depth} levels deep.",
     }
+    MAX_DEPTH = 10
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             self.fail("not_object")
+        if _depth(data) > self.MAX_DEPTH:
+            self.fail("too_deep", max_depth=self.MAX_DEPTH)
         if _has_nul(data):
             self.fail("nul")
         return super().to_internal_value(data)

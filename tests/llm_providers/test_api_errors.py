@@ -113,6 +113,13 @@ def test_malformed_json_is_a_parse_error(tenant_client):
     assert not ProviderConfig.objects.exists()
 
 
+def test_absurdly_nested_json_is_a_parse_error_not_a_crash(tenant_client):
+    body = "[" * 100_000 + "]" * 100_000
+    response = raw_post(tenant_client, "/api/llm/provider/configure", body)
+    assert_error(response, 400, "parse_error")
+    assert not ProviderConfig.objects.exists()
+
+
 def test_a_json_array_instead_of_an_object_is_a_validation_error(tenant_client):
     response = raw_post(tenant_client, "/api/llm/provider/configure", "[1, 2]")
     error = assert_error(response, 400, "validation_error")

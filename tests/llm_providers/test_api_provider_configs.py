@@ -119,6 +119,7 @@ def test_configure_refuses_an_unknown_provider(tenant_client):
         ("metadata", ["a", "b"]),
         ("metadata", "{}"),
         ("metadata", {"note": "nul\u0000byte"}),
+        ("metadata", {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": {"j": {}}}}}}}}}}}),
     ],
 )
 @pytest.mark.usefixtures("no_network")
