@@ -1,10 +1,11 @@
 """Reads for the REST API: provider status and usage statistics, computed in the database."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from tenants.models import Tenant
 
@@ -12,6 +13,8 @@ from .models import KeyStatus, ProviderConfig, UsageLog
 from .services import LLMService
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
+# Stats without a start cover this much time up to their end (default: now).
+DEFAULT_STATS_WINDOW = timedelta(days=30)
 
 
 class UTCDate(TruncDate):
@@ -149,9 +152,29 @@ def usage_stats(queryset: QuerySet[UsageLog], *, group_by: str | None = None) ->
     return {"totals": _finish(_fold(rows)), "groups": [_finish(row) for row in rows]}
 
 
+def usage_stats_in_window(
+    queryset: QuerySet[UsageLog],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group_by: str | None = None,
+) -> dict:
+    """`usage_stats` over [start, end), by default the 30 days up to now, with the window."""
+    end = end or timezone.now()
+    start = start or end - DEFAULT_STATS_WINDOW
+    queryset = queryset.filter(created_at__gte=start, created_at__lt=end)
+    return {
+        "from": start,
+        "to": end,
+        "group_by": group_by,
+        **usage_stats(queryset, group_by=group_by),
+    }
+
+
 def usage_stats_for_tenant(
     tenant: Tenant, *, start: datetime, end: datetime, group_by: str | None = None
 ) -> dict:
     """Stats of `tenant` over [start, end): what the endpoint runs without extra filters."""
-    queryset = usage_logs_for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end)
-    return usage_stats(queryset, group_by=group_by)
+    return usage_stats_in_window(
+        usage_logs_for_tenant(tenant), start=start, end=end, group_by=group_by
+    )

@@ -1,10 +1,7 @@
 """Thin views: validate with a serializer, call a service or selector, serialize the result."""
 
-from datetime import timedelta
-
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, status, viewsets
@@ -32,9 +29,6 @@ from .serializers import (
     UsageStatsSerializer,
 )
 from .throttles import LLMTestThrottle
-
-# Stats without `from` cover this many days up to now.
-DEFAULT_STATS_WINDOW = timedelta(days=30)
 
 PROVIDER_TAG = ["Provider configs"]
 USAGE_TAG = ["Usage"]
@@ -233,19 +227,12 @@ class UsageStatsView(TenantScopedViewMixin, generics.GenericAPIView):
             raise ValidationError(filterset.errors)
         start = filterset.form.cleaned_data.get("from")
         end = filterset.form.cleaned_data.get("to")
-        queryset = filterset.qs
-        if end is None:
-            end = timezone.now()
-            queryset = queryset.filter(created_at__lt=end)
-        if start is None:
-            start = end - DEFAULT_STATS_WINDOW
-            queryset = queryset.filter(created_at__gte=start)
-        if start >= end:
+        if start and end and start >= end:
             raise ValidationError({"from": ["from must be earlier than to."]})
-        stats = selectors.usage_stats(queryset, group_by=group_by)
-        return Response(
-            UsageStatsSerializer({"from": start, "to": end, "group_by": group_by, **stats}).data
+        stats = selectors.usage_stats_in_window(
+            filterset.qs, start=start, end=end, group_by=group_by
         )
+        return Response(UsageStatsSerializer(stats).data)
 
 
 @extend_schema(
