@@ -81,6 +81,22 @@ def test_a_body_larger_than_the_limit_is_refused_with_413_before_anything_is_cre
 
 
 @pytest.mark.usefixtures("no_network")
+@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+@pytest.mark.usefixtures("no_network")
+def test_every_endpoint_refuses_an_oversized_body_and_changes_nothing(
+    tenant_client, settings, method, url
+):
+    settings.API_MAX_BODY_BYTES = 512
+    config = ProviderConfigFactory(tenant=tenant_client.tenant)
+    before = _snapshot()
+    body = '{"default_model": "%s"}' % ("m" * 600)
+    response = tenant_client.generic(
+        method.upper(), url.format(id=config.pk), body, content_type="application/json"
+    )
+    assert_error(response, 413, "request_too_large")
+    assert _snapshot() == before
+
+
 def test_the_default_body_limit_is_one_mebibyte(tenant_client):
     body = '{"provider": "openai", "default_model": "%s"}' % ("m" * (1024 * 1024))
     response = raw_post(tenant_client, "/api/llm/provider/configure", body)
