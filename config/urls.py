@@ -1,12 +1,15 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from config.health import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("api/build/", include("build_loop.urls")),
 ]
 
 # --- REST API (issue 4) ---------------------------------------------------------------
-from django.urls import include  # noqa: E402
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView  # noqa: E402
 
 import config.schema  # noqa: E402,F401  (registers the Bearer scheme with drf-spectacular)
