@@ -35,6 +35,22 @@ def redact_metadata(value):
     return value
 
 
+def restore_redacted(new, old):
+    """`new` metadata with every "****" the API showed in place of a credential put back.
+
+    Clients that read a config, change one setting and PATCH the metadata back must not
+    overwrite a stored credential with the mask.
+    """
+    if isinstance(new, Mapping) and isinstance(old, Mapping):
+        return {
+            k: old[k]
+            if v == REDACTED and k in old and SECRET_KEY_NAME_RE.search(str(k))
+            else restore_redacted(v, old.get(k))
+            for k, v in new.items()
+        }
+    return new
+
+
 def _depth(value) -> int:
     if isinstance(value, Mapping):
         return 1 + max((_depth(v) for v in value.values()), default=0)

@@ -27,6 +27,7 @@ from .serializers import (
     UsageLogSerializer,
     UsageStatsQuerySerializer,
     UsageStatsSerializer,
+    restore_redacted,
 )
 from .throttles import LLMTestThrottle
 
@@ -127,6 +128,8 @@ class ProviderConfigViewSet(
         changes = dict(serializer.validated_data)
         if not changes.get("api_key"):
             changes["api_key"] = UNSET
+        if "metadata" in changes:
+            changes["metadata"] = restore_redacted(changes["metadata"], config.metadata)
         config = llm_provider_service.update_provider_config(config=config, **changes)
         return Response(ProviderConfigSerializer(config).data)
 

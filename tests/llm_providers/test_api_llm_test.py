@@ -246,3 +246,31 @@ def test_the_throttle_counts_every_key_of_a_tenant_together(tenant_client, setti
         assert tenant_client.post(TEST_URL, format="json").status_code == 200
         assert_error(second.post(TEST_URL, format="json"), 429, "throttled")
         assert len(wire.calls) == 1
+
+
+def test_no_key_reaches_the_logs(tenant_client, caplog):
+    caplog.set_level("DEBUG")
+    configured = tenant_client.post(
+        "/api/llm/provider/configure",
+        {"provider": "openai", "api_key": FAKE_KEY, "default_model": "gpt-4o-mini"},
+        format="json",
+    )
+    assert configured.status_code == 201
+    config_url = f"/api/llm/provider/configs/{configured.json()['id']}"
+    tenant_client.patch(config_url, {"api_key": OTHER_FAKE_KEY}, format="json")
+    tenant_client.post(
+        "/api/llm/provider/configure",
+        {"provider": "openai", "api_key": "bad key with spaces", "default_model": "m"},
+        format="json",
+    )
+    with responses.RequestsMock() as wire:
+        wire.post(
+            OPENAI_CHAT,
+            status=401,
+            json={"error": {"message": f"Incorrect API key provided: {OTHER_FAKE_KEY}"}},
+        )
+        tenant_client.post(TEST_URL, format="json")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged  # the calls above did log something
+    for secret in (FAKE_KEY, OTHER_FAKE_KEY, "bad key with spaces"):
+        assert secret not in logged

@@ -232,6 +232,20 @@ def test_retrieve_redacts_credentials_in_metadata(tenant_client):
     assert body["metadata"] == {"timeout": 30, "extra_headers": {"X-Api-Key": "****"}}
 
 
+def test_patching_back_redacted_metadata_keeps_the_stored_credentials(tenant_client):
+    config = ProviderConfigFactory(
+        tenant=tenant_client.tenant,
+        metadata={"timeout": 30, "headers": {"X-Api-Key": "hdr-secret-value-77"}},
+    )
+    shown = tenant_client.get(detail(config)).json()["metadata"]
+    shown["timeout"] = 10
+    response = tenant_client.patch(detail(config), {"metadata": shown}, format="json")
+    assert response.status_code == 200
+    config.refresh_from_db()
+    assert config.metadata == {"timeout": 10, "headers": {"X-Api-Key": "hdr-secret-value-77"}}
+    assert "hdr-secret-value-77" not in response.content.decode()
+
+
 def test_retrieve_of_another_tenants_config_is_404(tenant_client, other_tenant):
     theirs = ProviderConfigFactory(tenant=other_tenant)
     assert_error(tenant_client.get(detail(theirs)), 404, "not_found")
