@@ -1,5 +1,7 @@
 """The OpenAPI schema and its Swagger UI page: public, offline, every endpoint documented."""
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -78,3 +80,8 @@ def test_docs_page_is_public_and_served_without_a_cdn():
     assert "/static/drf_spectacular_sidecar/" in html
     for cdn in ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com"):
         assert cdn not in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert APIClient().get(asset).status_code == 200, asset

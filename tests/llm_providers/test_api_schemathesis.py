@@ -66,7 +66,7 @@ def _use_real_ids(case, config_id):
 @pytest.mark.usefixtures("closed_world")
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
