@@ -13,6 +13,10 @@ from .models import KeyStatus, ProviderConfig, UsageLog
 from .services import LLMService
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
+class InvalidWindow(ValueError):
+    """The stats window is empty or reversed."""
+
+
 # Stats without a start cover this much time up to their end (default: now).
 DEFAULT_STATS_WINDOW = timedelta(days=30)
 
@@ -162,6 +166,8 @@ def usage_stats_in_window(
     """`usage_stats` over [start, end), by default the 30 days up to now, with the window."""
     end = end or timezone.now()
     start = start or end - DEFAULT_STATS_WINDOW
+    if start >= end:
+        raise InvalidWindow("from must be earlier than to.")
     queryset = queryset.filter(created_at__gte=start, created_at__lt=end)
     return {
         "from": start,

@@ -228,13 +228,15 @@ class UsageStatsView(TenantScopedViewMixin, generics.GenericAPIView):
         filterset = UsageLogFilterSet(request.query_params, queryset=self.get_queryset())
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
-        start = filterset.form.cleaned_data.get("from")
-        end = filterset.form.cleaned_data.get("to")
-        if start and end and start >= end:
-            raise ValidationError({"from": ["from must be earlier than to."]})
-        stats = selectors.usage_stats_in_window(
-            filterset.qs, start=start, end=end, group_by=group_by
-        )
+        try:
+            stats = selectors.usage_stats_in_window(
+                filterset.qs,
+                start=filterset.form.cleaned_data.get("from"),
+                end=filterset.form.cleaned_data.get("to"),
+                group_by=group_by,
+            )
+        except selectors.InvalidWindow as exc:
+            raise ValidationError({"from": [str(exc)]}) from None
         return Response(UsageStatsSerializer(stats).data)
 
 

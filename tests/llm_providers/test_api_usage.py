@@ -193,6 +193,7 @@ def test_stats_filters(tenant_client, rows, params, expected):
         ({"endpoint": "nope"}, "endpoint"),
         ({"model": "bad\x00model"}, "model"),
         ({"from": "2026-03-02", "to": "2026-03-01"}, "from"),
+        ({"from": "2999-01-01"}, "from"),
     ],
 )
 def test_stats_refuse_bad_parameters_with_400(tenant_client, params, field):
