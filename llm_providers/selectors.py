@@ -13,6 +13,8 @@ from .models import KeyStatus, ProviderConfig, UsageLog
 from .services import LLMService
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
+
+
 class InvalidWindow(ValueError):
     """The stats window is empty or reversed."""
 
