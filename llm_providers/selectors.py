@@ -38,10 +38,6 @@ class UTCDate(TruncDate):
         return f"date({sql})", params
 
 
-def provider_configs_for_tenant(tenant: Tenant) -> QuerySet[ProviderConfig]:
-    return ProviderConfig.objects.for_tenant(tenant)
-
-
 def usage_logs_for_tenant(tenant: Tenant) -> QuerySet[UsageLog]:
     return UsageLog.objects.for_tenant(tenant)
 
