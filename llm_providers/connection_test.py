@@ -1,5 +1,6 @@
 """`POST /api/llm/test`: one real, minimal completion and its outcome stored on the config."""
 
+import copy
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -13,6 +14,10 @@ from .models import Endpoint, ProviderConfig
 DEFAULT_TEST_PROMPT = "Reply with the single word OK."
 # Enough for a one-word answer; a test must never become a money pump.
 TEST_MAX_TOKENS = 8
+# A test answers how the provider is doing now: one attempt, and a web request that is
+# not held for minutes (the config's own smaller deadline still applies).
+TEST_MAX_RETRIES = 0
+TEST_DEADLINE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ def provider_config_test(
     """
     if config is None:
         config = services.llm_provider_service.get_active_config(tenant.pk)
-    llm = services.LLMService(tenant.pk, config=config)
+    llm = services.LLMService(tenant.pk, config=_for_testing(config) if config else None)
     result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
     error = _redacted_error(result.error, config)
     if config is not None:
@@ -61,6 +66,19 @@ def provider_config_test(
         error=error,
         latency_ms=result.latency_ms,
     )
+
+
+def _for_testing(config: ProviderConfig) -> ProviderConfig:
+    """An unsaved copy of `config` with the test's retry and deadline limits in metadata."""
+    metadata = dict(config.metadata) if isinstance(config.metadata, dict) else {}
+    deadline = metadata.get("deadline")
+    usable = isinstance(deadline, int | float) and not isinstance(deadline, bool)
+    if not usable or not 0 < deadline < TEST_DEADLINE_SECONDS:
+        metadata["deadline"] = TEST_DEADLINE_SECONDS
+    metadata["max_retries"] = TEST_MAX_RETRIES
+    trial = copy.copy(config)
+    trial.metadata = metadata
+    return trial
 
 
 def provider_config_record_test(

@@ -105,6 +105,19 @@ def test_an_unreachable_provider_is_a_connection_error_not_a_crash(tenant_client
     assert config.last_test_success is False
 
 
+def test_a_test_makes_one_attempt_and_leaves_the_config_metadata_alone(tenant_client, wire):
+    config = ProviderConfigFactory(
+        tenant=tenant_client.tenant, metadata={"max_retries": 3, "timeout": 5}
+    )
+    wire.post(OPENAI_CHAT, status=503, json={"error": {"message": "overloaded"}})
+    body = tenant_client.post(TEST_URL, format="json").json()
+    assert body["success"] is False
+    assert body["error"]["status_code"] == 503
+    assert len(wire.calls) == 1  # no retries, although the config allows three
+    config.refresh_from_db()
+    assert config.metadata == {"max_retries": 3, "timeout": 5}
+
+
 def test_tests_the_config_named_by_config_id(tenant_client, wire):
     active = ProviderConfigFactory(tenant=tenant_client.tenant, is_active=True)
     other = ProviderConfigFactory(
