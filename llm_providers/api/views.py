@@ -162,7 +162,8 @@ class ProviderConfigViewSet(
     summary="Test a provider with a real, minimal completion",
     description="Sends one tiny completion through the active config (or `config_id`), logs "
     "it as `endpoint=test` and stores the outcome on the config. Answers 200 whether or not "
-    "the provider answered: `success` and the normalised `error` say how it went. Throttled "
+    "the provider answered: `success` and the normalised `error` say how it went. One "
+    "attempt (no retries), at most 30 s. Throttled "
     f"per tenant (LLM_TEST_THROTTLE_RATE). Default prompt: {DEFAULT_TEST_PROMPT!r}.",
     request=ConnectionTestSerializer,
     responses={200: ConnectionTestResultSerializer, **error_responses(400, 404, 413, 415, 429)},
