@@ -10,8 +10,8 @@ HTML pages.
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, OperationalError
 from django.http import Http404, JsonResponse
@@ -63,6 +63,9 @@ def _translate(exc):
         return exceptions.ValidationError({"non_field_errors": exc.messages})
     if isinstance(exc, RequestDataTooBig):
         return RequestTooLarge()
+    if isinstance(exc, ObjectDoesNotExist):
+        # A row that vanished between the view's lookup and the service (a concurrent delete).
+        return exceptions.NotFound()
     if isinstance(exc, IntegrityError):
         # A unique constraint lost to a concurrent request (e.g. two activations at once).
         logger.info("integrity error turned into 409: %s", type(exc).__name__)

@@ -179,6 +179,34 @@ def test_a_database_outage_is_503_service_unavailable(tenant_client, monkeypatch
     assert_error(tenant_client.get("/api/llm/provider/status"), 503, "service_unavailable")
 
 
+def test_a_config_deleted_while_being_activated_is_404(tenant_client, monkeypatch):
+    from llm_providers.services import llm_provider_service
+
+    config = ProviderConfigFactory(tenant=tenant_client.tenant, is_active=False)
+
+    def vanished(**kwargs):
+        raise ProviderConfig.DoesNotExist()
+
+    monkeypatch.setattr(llm_provider_service, "activate", vanished)
+    response = tenant_client.post(f"/api/llm/provider/configs/{config.pk}/activate")
+    assert_error(response, 404, "not_found")
+
+
+def test_a_lost_race_on_the_one_active_config_constraint_is_409(tenant_client, monkeypatch):
+    from django.db import IntegrityError
+
+    from llm_providers.services import llm_provider_service
+
+    config = ProviderConfigFactory(tenant=tenant_client.tenant, is_active=False)
+
+    def raced(**kwargs):
+        raise IntegrityError("llm_provider_configs_one_active_per_tenant")
+
+    monkeypatch.setattr(llm_provider_service, "activate", raced)
+    response = tenant_client.post(f"/api/llm/provider/configs/{config.pk}/activate")
+    assert_error(response, 409, "conflict")
+
+
 def test_conflicts_are_409():
     response = api_exceptions.api_exception_handler(api_exceptions.Conflict(), {})
     assert response.status_code == 409
