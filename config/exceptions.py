@@ -29,6 +29,10 @@ class Conflict(exceptions.APIException):
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
 
+    def __init__(self, detail=None, code=None, details: dict | None = None):
+        super().__init__(detail, code)
+        self.details = details or {}
+
 
 class RequestTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
@@ -97,6 +101,8 @@ def _details(exc: exceptions.APIException) -> dict:
         return {"non_field_errors": detail if isinstance(detail, list) else [detail]}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         return {"retry_after": int(exc.wait + 0.999)}
+    if getattr(exc, "details", None):
+        return exc.details
     if isinstance(exc.detail, dict):
         return exc.detail
     return {}
