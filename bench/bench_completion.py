@@ -4,7 +4,9 @@ Both arms call the same local, instant, OpenAI-shaped upstream (a separate proce
 127.0.0.1), interleaved, after a warm-up. The service arm includes everything a real call
 does: the config lookup (one SELECT, key decryption), building the request, the
 connect-time-checked pooled session, retries bookkeeping, parsing, pricing and the usage
-row INSERT. Reported: p50/p99 of each arm and the added time (service - bare).
+row INSERT. The config is the tenant's own (its base URL is the upstream, so the
+connection is address-checked) for the `openai` provider, so pricing is included.
+Reported: p50/p99 of each arm and the added time (service - bare).
 
     python bench/bench_completion.py                       # SQLite (a fresh file in /tmp)
     python bench/bench_completion.py --database-url postgres://user@127.0.0.1:5432/db
@@ -115,6 +117,12 @@ def main() -> None:
     parser.add_argument("-n", "--iterations", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
+    parser.add_argument(
+        "--provider",
+        default="openai",
+        choices=["openai", "local"],
+        help="openai (default) includes pricing from genai-prices; local is free",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -136,8 +144,8 @@ def main() -> None:
         UsageLog.objects.filter(tenant_id="bench_tenant").delete()
         llm_provider_service.save_provider_config(
             tenant_id="bench_tenant",
-            provider="local",
-            api_key="local-bench-fake-key-0001",
+            provider=args.provider,
+            api_key="sk-bench-fake-key-0001",
             default_model="gpt-4o-mini",
             base_url=base_url,
         )
@@ -148,7 +156,7 @@ def main() -> None:
             "messages": [{"role": "user", "content": "Generate system blueprint"}],
             "max_tokens": 100,
         }
-        headers = {"Authorization": "Bearer local-bench-fake-key-0001"}
+        headers = {"Authorization": "Bearer sk-bench-fake-key-0001"}
 
         def bare():
             response = bare_session.post(url, json=body, headers=headers, timeout=(5, 60))
@@ -182,6 +190,7 @@ def main() -> None:
 
     report = {
         "database": vendor,
+        "provider": args.provider,
         "iterations": args.iterations,
         "usage_rows_written": rows,
         "bare_p50_ms": percentile(bare_times, 50),
@@ -195,7 +204,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"database {vendor}, {args.iterations} calls per arm, {rows} usage rows written")
+    print(
+        f"database {vendor}, provider {args.provider}, {args.iterations} calls per arm, "
+        f"{rows} usage rows written"
+    )
     print(f"{'':>14} {'p50 ms':>9} {'p99 ms':>9}")
     print(f"{'bare requests':>14} {report['bare_p50_ms']:9.3f} {report['bare_p99_ms']:9.3f}")
     print(f"{'LLMService':>14} {report['service_p50_ms']:9.3f} {report['service_p99_ms']:9.3f}")

@@ -203,12 +203,14 @@ class LLMService:
     def _load_config(self) -> ResolvedConfig:
         config = self._forced_config
         if config is None:
-            config = (
+            # At most one active config per tenant (a DB constraint): no ORDER BY needed.
+            found = list(
                 ProviderConfig.objects.for_tenant(self.tenant_id)
                 .active()
                 .select_related("tenant")
-                .first()
+                .order_by()[:1]
             )
+            config = found[0] if found else None
         if config is not None:
             return self._from_config(config)
         tenant_active = (
