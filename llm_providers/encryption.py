@@ -62,7 +62,9 @@ def _crypter_for(keys: tuple[str, ...]) -> MultiFernet:
         return MultiFernet([Fernet(k) for k in keys])
     except (ValueError, TypeError) as exc:
         # The message names the problem, never the key material.
-        raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEY is not valid: {type(exc).__name__}") from None
+        raise ImproperlyConfigured(
+            f"FIELD_ENCRYPTION_KEY is not valid: {type(exc).__name__}"
+        ) from None
 
 
 def get_crypter() -> MultiFernet:

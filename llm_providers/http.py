@@ -254,6 +254,13 @@ def send(
         except (requests.RequestException, UnsafeBaseURL, OSError) as exc:
             _close(response)
             result.error, retryable = _transport_error(exc, spec.url)
+        except ValueError:
+            # e.g. a key with characters no HTTP header can carry; the text may hold it.
+            _close(response)
+            result.error = ProviderError(
+                ErrorType.CONFIGURATION, "The request could not be built (check the key)."
+            )
+            retryable = False
         finally:
             result.upstream_seconds += time.monotonic() - t0
 
@@ -395,6 +402,14 @@ def _transport_error(exc: BaseException, url: str) -> tuple[ProviderError, bool]
         return ProviderError(ErrorType.TIMEOUT, f"{host} did not answer in time."), True
     if isinstance(exc, requests.exceptions.SSLError):
         return ProviderError(ErrorType.CONNECTION, f"TLS with {host} failed."), False
+    if isinstance(exc, requests.exceptions.InvalidHeader):
+        return ProviderError(
+            ErrorType.CONFIGURATION, "A request header is not valid (check the key)."
+        ), False
+    if isinstance(exc, requests.exceptions.InvalidJSONError):
+        return ProviderError(
+            ErrorType.INVALID_REQUEST, "The request body is not valid JSON (NaN?)."
+        ), False
     if isinstance(
         exc,
         requests.exceptions.InvalidURL

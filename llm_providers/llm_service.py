@@ -559,7 +559,8 @@ class _Call:
     ) -> CompletionResult:
         resolved = self.resolved
         success = error is None
-        if usage is not None:
+        if success or usage is not None:
+            # A success without reported usage costs None (unknown), or 0 on a free provider.
             cost = cost_usd(
                 resolved.provider,
                 self.model,
@@ -568,8 +569,7 @@ class _Call:
                 reported_model=reported_model,
             )
         else:
-            # Nothing reported: a failure was not billed; a success's price is unknown.
-            cost = None if success else ZERO
+            cost = ZERO  # a failure that reported no usage was not billed
         tokens = usage or TokenUsage()
         result = CompletionResult(
             success=success,

@@ -113,7 +113,9 @@ class UsageLog(models.Model):
     )
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=200, blank=True, default="")
-    endpoint = models.CharField(max_length=20, choices=Endpoint.choices, default=Endpoint.COMPLETION)
+    endpoint = models.CharField(
+        max_length=20, choices=Endpoint.choices, default=Endpoint.COMPLETION
+    )
     tokens_used = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)

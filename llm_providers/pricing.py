@@ -51,13 +51,13 @@ def cost_usd(
     reported_model: str | None = None,
 ) -> Decimal | None:
     """The cost of `usage` on `model`, or None when the price (or the usage) is unknown."""
+    override = pricing_override(metadata, (model, reported_model))
+    if override is None and provider in FREE_PROVIDERS:
+        return ZERO
     if usage is None:
         return None
-    override = pricing_override(metadata, (model, reported_model))
     if override is not None:
         return _quantize(_cost_from_override(usage, override))
-    if provider in FREE_PROVIDERS:
-        return ZERO
     provider_id = PRICE_PROVIDER_IDS.get(provider)
     if provider_id is None:
         return None

@@ -53,7 +53,10 @@ class ProviderConfigService:
             config.save(force_insert=True)
         logger.info(
             "provider config %s created for tenant %s (%s, active=%s)",
-            config.pk, tenant.pk, provider, config.is_active,
+            config.pk,
+            tenant.pk,
+            provider,
+            config.is_active,
         )
         return config.pk
 
@@ -161,7 +164,9 @@ def decrypted_api_key(config: ProviderConfig) -> str | None:
     if isinstance(value, UndecryptableSecret):
         logger.warning(
             "provider config %s (tenant %s): stored key cannot be decrypted with "
-            "FIELD_ENCRYPTION_KEY", config.pk, config.tenant_id,
+            "FIELD_ENCRYPTION_KEY",
+            config.pk,
+            config.tenant_id,
         )
         raise UndecryptableKeyError()
     return value or None
