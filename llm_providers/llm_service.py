@@ -36,7 +36,7 @@ from django.conf import settings
 
 from tenants.models import Tenant
 
-from . import http
+from . import hotpath, http
 from .errors import ErrorType, ProviderError
 from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
 from .pricing import ZERO, cost_usd
@@ -203,14 +203,7 @@ class LLMService:
     def _load_config(self) -> ResolvedConfig:
         config = self._forced_config
         if config is None:
-            # At most one active config per tenant (a DB constraint): no ORDER BY needed.
-            found = list(
-                ProviderConfig.objects.for_tenant(self.tenant_id)
-                .active()
-                .select_related("tenant")
-                .order_by()[:1]
-            )
-            config = found[0] if found else None
+            config = hotpath.active_config(self.tenant_id)
         if config is not None:
             return self._from_config(config)
         tenant_active = (
@@ -235,7 +228,10 @@ class LLMService:
             metadata=config.metadata if isinstance(config.metadata, dict) else {},
             check_address=bool(config.base_url),
         )
-        if not config.tenant.is_active:
+        tenant_active = getattr(config, "tenant_is_active", None)
+        if tenant_active is None:  # a config handed in with config=
+            tenant_active = config.tenant.is_active
+        if not tenant_active:
             resolved.error = _config_error("The tenant is not active.")
             return resolved
         try:
@@ -747,8 +743,7 @@ def _write_usage(
         status_code=status_code,
         metadata=metadata,
     )
-    row.save(force_insert=True)
-    return row.pk
+    return hotpath.insert_usage_log(row)
 
 
 def _log_failure(tenant_id, resolved, model, endpoint, error) -> None:
