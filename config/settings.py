@@ -91,7 +91,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (rate limits, shared validation state) -------------------------------------
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://switchyard")}
+# The embedded default is a file cache so that every gunicorn worker and the task worker on
+# one machine share throttles and the latest validation; Redis (CACHE_URL=redis://...)
+# when there are several machines.
+CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{BASE_DIR / 'var' / 'cache'}")}
 
 # --- Background tasks -----------------------------------------------------------------
 TASKS = {
@@ -125,7 +128,7 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -198,3 +201,18 @@ LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
 # One filter redacts provider keys from every record the console handler writes (SPEC §10).
 LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"}}
 LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
+
+# --- Build loop -----------------------------------------------------------------------
+# A running build whose worker has not touched its heartbeat for this long is failed (by
+# the worker before each build and by `manage.py fail_stale_builds`). Keep it well above
+# the longest single LLM call (LLM_REQUEST_DEADLINE, by default twice LLM_REQUEST_TIMEOUT).
+BUILD_STALE_AFTER_SECONDS = env.int("BUILD_STALE_AFTER_SECONDS", default=900)
+BUILD_MAX_TOKENS = env.int("BUILD_MAX_TOKENS", default=2000)
+# Builds and build steps both have a `status` with different choices: name the enums.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "BuildStatusEnum": "build_loop.models.BuildStatus",
+        "BuildStepStatusEnum": "build_loop.models.StepStatus",
+        "BuildStepNameEnum": "build_loop.models.StepName",
+    }
+)

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class LLMProvidersConfig(AppConfig):
     name = "llm_providers"
     verbose_name = "LLM providers"
+
+    def ready(self):
+        # Serving processes only, in a background thread; see startup.py.
+        from .startup import maybe_start_validation
+
+        maybe_start_validation()

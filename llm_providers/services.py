@@ -135,9 +135,8 @@ class ProviderConfigService:
     def _validate(self, config: ProviderConfig) -> None:
         errors = {}
         if config.provider not in Provider.values:
-            errors["provider"] = [
-                f"Unknown provider {config.provider!r}; expected one of {', '.join(Provider.values)}."
-            ]
+            known = ", ".join(Provider.values)
+            errors["provider"] = [f"Unknown provider {config.provider!r}; expected one of {known}."]
         if not config.default_model:
             errors["default_model"] = ["This field is required."]
         if config.base_url:

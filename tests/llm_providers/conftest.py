@@ -1,6 +1,9 @@
 """Fixtures for the provider tests: no real waiting, fake keys, configs per provider."""
 
+import socket
+
 import pytest
+from pytest_httpserver import HTTPServer
 
 from llm_providers import http
 from tests.factories import ProviderConfigFactory
@@ -94,3 +97,34 @@ def openai_reply(content="Hello there.", *, model="gpt-4o-mini-2024-07-18", usag
         "service_tier": "default",
         "system_fingerprint": "fp_test",
     }
+
+
+# -- local servers for validation, /healthz, the command and the admin ------------------
+
+
+@pytest.fixture(scope="session")
+def _threaded_server():
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(_threaded_server):
+    """A local OpenAI-compatible server that can answer several requests at once."""
+    _threaded_server.clear()
+    yield _threaded_server
+    _threaded_server.clear()
+
+
+def base_url(server) -> str:
+    return server.url_for("/v1")
+
+
+def closed_port_url() -> str:
+    """A loopback URL nobody listens on: connections are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

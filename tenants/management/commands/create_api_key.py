@@ -24,9 +24,7 @@ class Command(BaseCommand):
             raise CommandError(f"Tenant {tenant_id!r} does not exist.") from None
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be positive.")
-        expires_at = (
-            timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
-        )
+        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         api_key, key = api_key_create(tenant=tenant, name=name, expires_at=expires_at)
         self.stdout.write(f"API key {api_key.prefix} issued for {tenant.pk}; shown once, below:")
         self.stdout.write(key)

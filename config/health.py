@@ -1,0 +1,58 @@
+"""GET /healthz for load balancers: process, database and the latest provider validation."""
+
+import logging
+import time
+
+from django.db import DatabaseError, connections
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from llm_providers.validation import latest_validation
+
+logger = logging.getLogger(__name__)
+
+
+def database_check() -> dict:
+    started = time.monotonic()
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        logger.error("healthz: database check failed (%s)", type(exc).__name__)
+        return {"status": "fail"}
+    return {"status": "ok", "latency_ms": round((time.monotonic() - started) * 1000)}
+
+
+def validation_check() -> dict:
+    entry = latest_validation()
+    if entry is None:
+        return {"status": "not_run"}
+    if entry.get("mode") == "off":
+        return {"status": "off", "ran_at": entry.get("ran_at")}
+    problems = entry.get("unreachable", 0) + entry.get("unusable", 0)
+    counts = {k: entry.get(k, 0) for k in ("reachable", "unreachable", "unusable", "total")}
+    return {
+        "status": "degraded" if problems else "ok",
+        "ran_at": entry.get("ran_at"),
+        "mode": entry.get("mode"),
+        "duration_ms": entry.get("duration_ms"),
+        **counts,
+    }
+
+
+@never_cache
+@require_safe
+def healthz(request):
+    database = database_check()
+    if database["status"] != "ok":
+        return JsonResponse({"status": "fail", "checks": {"database": database}}, status=503)
+    validation = validation_check()
+    status = "degraded" if validation["status"] == "degraded" else "ok"
+    return JsonResponse(
+        {
+            "status": status,
+            "checks": {"process": {"status": "ok"}, "database": database, "validation": validation},
+        }
+    )

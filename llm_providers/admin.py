@@ -1,0 +1,336 @@
+"""The operators' admin: provider configs (write-only keys, tests), usage logs, dashboard."""
+
+import copy
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from .dashboard import DashboardFilterForm, usage_dashboard
+from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
+from .services import llm_provider_service
+from .validation import validate_provider_configs
+
+ADMIN_CHECK_TIMEOUT = 15.0
+MAX_CONFIGS_PER_ACTION = 50
+
+
+class ProviderConfigForm(forms.ModelForm):
+    """Keys are write-only: never rendered, blank keeps the current one."""
+
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: the stored key is never shown. Leave blank to keep it.",
+    )
+    clear_api_key = forms.BooleanField(
+        label="Remove the stored key",
+        required=False,
+        help_text="For a local server that needs no key.",
+    )
+    active = forms.BooleanField(
+        label="Active",
+        required=False,
+        initial=True,
+        help_text="The tenant's one active config; activating it deactivates the other.",
+    )
+
+    class Meta:
+        model = ProviderConfig
+        # is_active is handled by the service (activation is atomic), hence `active`.
+        fields = ("tenant", "provider", "default_model", "base_url", "metadata")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A new config already has its UUID, so "is it new" is asked of _state.
+        self.is_new = self.instance._state.adding
+        if not self.is_new:
+            self.fields["active"].initial = self.instance.is_active
+
+    def clean_metadata(self):
+        value = self.cleaned_data.get("metadata")
+        return {} if value in (None, "") else value
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        if cleaned.get("api_key") and cleaned.get("clear_api_key"):
+            self.add_error("clear_api_key", "Enter a new key or remove the stored one, not both.")
+            return cleaned
+        candidate = self._candidate(cleaned)
+        try:
+            # The same rules the service applies when saving (provider, model, base URL
+            # safety, key required), surfaced as form errors instead of a failed save.
+            llm_provider_service._validate(candidate)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned
+
+    def _candidate(self, cleaned) -> ProviderConfig:
+        candidate = ProviderConfig() if self.is_new else copy.copy(self.instance)
+        for name in ("provider", "default_model", "base_url"):
+            if name in cleaned:
+                setattr(candidate, name, cleaned[name] or "")
+        if "metadata" in cleaned:
+            candidate.metadata = cleaned["metadata"]
+        if cleaned.get("api_key"):
+            candidate.set_api_key(cleaned["api_key"])
+        elif cleaned.get("clear_api_key") or self.is_new:
+            candidate.set_api_key("")
+        return candidate
+
+    def service_changes(self) -> dict:
+        """Keyword arguments for update_provider_config (only what was changed)."""
+        data = self.cleaned_data
+        changes = {
+            name: data[name]
+            for name in ("default_model", "base_url", "metadata")
+            if name in self.changed_data
+        }
+        if data.get("api_key"):
+            changes["api_key"] = data["api_key"]
+        elif data.get("clear_api_key"):
+            changes["api_key"] = ""
+        return changes
+
+
+class KeyStatusFilter(admin.SimpleListFilter):
+    title = "key status"
+    parameter_name = "key_status"
+
+    def lookups(self, request, model_admin):
+        return KeyStatus.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == KeyStatus.MISSING:
+            return queryset.filter(api_key_encrypted="")
+        if value in (KeyStatus.OK, KeyStatus.UNDECRYPTABLE):
+            # Whether a key decrypts is only known after decrypting it.
+            ids = [
+                config.pk
+                for config in ProviderConfig.objects.only("id", "api_key_encrypted")
+                if config.key_status == value
+            ]
+            return queryset.filter(pk__in=ids)
+        return queryset
+
+
+@admin.register(ProviderConfig)
+class ProviderConfigAdmin(admin.ModelAdmin):
+    form = ProviderConfigForm
+    list_display = (
+        "tenant",
+        "provider",
+        "default_model",
+        "is_active",
+        "masked_key",
+        "key_status_display",
+        "last_test_display",
+        "test_latency_ms",
+        "last_tested",
+    )
+    list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
+    list_select_related = ("tenant",)
+    search_fields = ("tenant__id", "tenant__name", "default_model", "base_url")
+    # Tenant ids are slugs operators know; a text box scales to any number of tenants.
+    raw_id_fields = ("tenant",)
+    actions = ("test_connection", "validate_configs")
+    ordering = ("tenant_id", "-created_at")
+    status_fields = (
+        "masked_key",
+        "key_status_display",
+        "last_test_display",
+        "test_latency_ms",
+        "last_tested",
+        "created_at",
+        "updated_at",
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return (
+                (None, {"fields": ("tenant", "provider", "default_model", "base_url", "active")}),
+                ("Key", {"fields": ("api_key",)}),
+                ("Advanced", {"fields": ("metadata",), "classes": ("collapse",)}),
+            )
+        return (
+            (None, {"fields": ("tenant", "provider", "default_model", "base_url", "active")}),
+            ("Key", {"fields": ("masked_key", "key_status_display", "api_key", "clear_api_key")}),
+            ("Latest test or validation", {"fields": self.status_fields[2:]}),
+            ("Advanced", {"fields": ("metadata",), "classes": ("collapse",)}),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        # Moving a config to another tenant or provider is a new config.
+        return ("tenant", "provider", *self.status_fields)
+
+    # -- saving through the service ------------------------------------------------------
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            config_id = llm_provider_service.save_provider_config(
+                tenant_id=data["tenant"].pk,
+                provider=data["provider"],
+                api_key=data.get("api_key") or "",
+                default_model=data["default_model"],
+                base_url=data.get("base_url") or "",
+                activate=data.get("active", False),
+                metadata=data.get("metadata") or {},
+            )
+            obj.pk = config_id
+            obj.refresh_from_db()
+            return
+        changes = form.service_changes()
+        if changes:
+            llm_provider_service.update_provider_config(config=obj, **changes)
+        if data.get("active") and not obj.is_active:
+            llm_provider_service.activate(tenant_id=obj.tenant_id, config_id=obj.pk)
+            obj.refresh_from_db()
+        elif not data.get("active") and obj.is_active:
+            obj.is_active = False
+            obj.save(update_fields=["is_active", "updated_at"])
+
+    def delete_model(self, request, obj):
+        llm_provider_service.delete_provider_config(config=obj)
+
+    # -- columns -------------------------------------------------------------------------
+    @admin.display(description="key")
+    def masked_key(self, obj):
+        return obj.api_key_masked or "—"
+
+    @admin.display(description="key status")
+    def key_status_display(self, obj):
+        status = obj.key_status
+        if status == KeyStatus.UNDECRYPTABLE:
+            return format_html(
+                '<strong class="errornote" style="display:inline;padding:2px 6px" '
+                'title="{}">⚠ undecryptable</strong>',
+                "FIELD_ENCRYPTION_KEY cannot open this key: restore that key or enter the "
+                "API key again.",
+            )
+        return str(status)
+
+    @admin.display(description="latest test", ordering="last_test_success")
+    def last_test_display(self, obj):
+        if obj.last_test_success is None:
+            return "never tested"
+        if obj.last_test_success:
+            return mark_safe('<span style="color:#0a7d32">✔ ok</span>')  # noqa: S308
+        return format_html(
+            '<span style="color:#ba2121" title="{}">✘ {}</span>',
+            obj.last_error,
+            (obj.last_error or "failed")[:80],
+        )
+
+    # -- actions -------------------------------------------------------------------------
+    @admin.action(description="Test connection (a real 1-token completion)")
+    def test_connection(self, request, queryset):
+        self._check(request, queryset, mode="ping", endpoint=Endpoint.TEST, label="Test")
+
+    @admin.action(description="Validate (as start-up does: LLM_VALIDATION_MODE)")
+    def validate_configs(self, request, queryset):
+        # mode None: the configured mode (models unless set to ping; "off" still checks).
+        self._check(request, queryset, mode=None, endpoint=Endpoint.VALIDATION, label="Validation")
+
+    def _check(self, request, queryset, *, mode, endpoint, label):
+        configs = list(queryset.select_related("tenant")[: MAX_CONFIGS_PER_ACTION + 1])
+        if len(configs) > MAX_CONFIGS_PER_ACTION:
+            self.message_user(
+                request,
+                f"Select at most {MAX_CONFIGS_PER_ACTION} configs at a time.",
+                messages.ERROR,
+            )
+            return
+        report = validate_provider_configs(
+            configs, mode=mode, timeout=ADMIN_CHECK_TIMEOUT, endpoint=endpoint
+        )
+        names = {str(c.pk): str(c) for c in configs}
+        for check in report.checks:
+            name = names.get(check.config_id, check.provider)
+            if check.usable:
+                self.message_user(
+                    request, f"{label} of {name}: OK in {check.latency_ms} ms.", messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{label} of {name}: {check.status} — {check.reason}",
+                    messages.ERROR,
+                )
+
+
+@admin.register(UsageLog)
+class UsageLogAdmin(admin.ModelAdmin):
+    """Read-only: usage rows are written by LLMService alone."""
+
+    change_list_template = "admin/llm_providers/usagelog/change_list.html"
+    list_display = (
+        "created_at",
+        "tenant",
+        "provider",
+        "model",
+        "endpoint",
+        "success",
+        "tokens_used",
+        "cost_usd",
+        "latency_ms",
+        "error_type",
+        "status_code",
+    )
+    list_filter = ("provider", "endpoint", "success", "created_at")
+    list_select_related = ("tenant",)
+    date_hierarchy = "created_at"
+    search_fields = ("tenant__id", "model", "error_type")
+    # Counting a table of millions of rows on every page view is the slow part.
+    show_full_result_count = False
+    list_per_page = 50
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_urls(self):
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="llm_providers_usagelog_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "dashboard_url": reverse("admin:llm_providers_usagelog_dashboard"),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def dashboard_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = DashboardFilterForm.for_request(request.GET)
+        filters = form.filters()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "LLM usage dashboard",
+            "opts": self.model._meta,
+            "form": form,
+            "dashboard": usage_dashboard(**filters),
+            "changelist_url": reverse("admin:llm_providers_usagelog_changelist"),
+        }
+        return TemplateResponse(request, "admin/llm_providers/usagelog/dashboard.html", context)

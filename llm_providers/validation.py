@@ -1,0 +1,462 @@
+"""Provider validation (SPEC §8): is each active config reachable, with a working key?
+
+Every provider is checked concurrently, each with its own timeout, so validating many
+costs about as long as the slowest one. Outcomes go onto the configs (one bulk update)
+and, for a full run, into one shared cache entry that `/healthz` reads as counts.
+"""
+
+import copy
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_futures
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections
+from django.utils import timezone
+
+from tenants.models import Tenant
+
+from .models import Endpoint, KeyStatus, Provider, ProviderConfig
+
+logger = logging.getLogger(__name__)
+
+CACHE_KEY = "llm_providers:validation:latest"
+MODES = ("models", "ping", "off")
+DEFAULT_TIMEOUT = 10.0
+MAX_WORKERS = 16
+# How long the run waits beyond the per-provider timeout before it stops waiting for a
+# check whose own timeout did not fire (a provider that trickles bytes, say).
+GRACE_SECONDS = 2.0
+KEYED_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
+ENVIRONMENT_KEY_SETTINGS = {
+    Provider.OPENAI: "OPENAI_API_KEY",
+    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
+    Provider.GROQ: "GROQ_API_KEY",
+}
+# Errors that may go away by themselves; everything else needs an operator.
+TRANSIENT_ERROR_TYPES = frozenset(
+    {"timeout", "connection", "server_error", "overloaded", "rate_limit"}
+)
+
+
+class CheckStatus(StrEnum):
+    REACHABLE = "reachable"  # answered, key accepted
+    UNREACHABLE = "unreachable"  # no answer, or a transient upstream failure
+    UNUSABLE = "unusable"  # answered but refused, or the config itself is broken
+
+
+@dataclass
+class ValidationTarget:
+    """One thing to check: a stored config, or the environment fallback (config None)."""
+
+    provider: str
+    model: str
+    tenant_id: str | None = None
+    config: ProviderConfig | None = None
+
+    @property
+    def source(self) -> str:
+        return "config" if self.config is not None else "environment"
+
+
+@dataclass
+class ProviderCheck:
+    """The outcome of checking one target."""
+
+    source: str
+    provider: str
+    model: str
+    tenant_id: str | None
+    config_id: str | None
+    status: CheckStatus
+    latency_ms: int
+    checked_at: datetime
+    error: dict | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status == CheckStatus.REACHABLE
+
+    @property
+    def reason(self) -> str:
+        if not self.error:
+            return ""
+        return f"{self.error.get('type')}: {self.error.get('message')}"
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "config_id": self.config_id,
+            "tenant_id": self.tenant_id,
+            "provider": self.provider,
+            "model": self.model,
+            "status": str(self.status),
+            "usable": self.usable,
+            "latency_ms": self.latency_ms,
+            "checked_at": self.checked_at.isoformat(),
+            "error": self.error,
+        }
+
+
+@dataclass
+class ValidationReport:
+    mode: str
+    started_at: datetime
+    duration_ms: int = 0
+    checks: list[ProviderCheck] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict:
+        counts = {str(status): 0 for status in CheckStatus}
+        for check in self.checks:
+            counts[str(check.status)] += 1
+        return {**counts, "total": len(self.checks)}
+
+    @property
+    def all_usable(self) -> bool:
+        return bool(self.checks) and all(check.usable for check in self.checks)
+
+    def health_entry(self) -> dict:
+        """What /healthz shows: counts only, never tenants or keys."""
+        return {
+            "ran_at": self.started_at.isoformat(),
+            "mode": self.mode,
+            "duration_ms": self.duration_ms,
+            **self.summary,
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "mode": self.mode,
+            "ran_at": self.started_at.isoformat(),
+            "duration_ms": self.duration_ms,
+            "summary": self.summary,
+            "results": [check.as_dict() for check in self.checks],
+        }
+
+
+def _service_for(target: ValidationTarget, *, timeout: float):
+    # Imported late: LLMService pulls in the adapters, and ready() must stay import-light.
+    from .services import LLMService
+
+    if target.config is None:
+        return LLMService(target.tenant_id)
+    # The check's own timeout bounds the call (read timeout and overall deadline), on an
+    # unsaved copy so the stored metadata is untouched.
+    config = copy.copy(target.config)
+    metadata = config.metadata if isinstance(config.metadata, dict) else {}
+    config.metadata = {**metadata, "timeout": timeout, "deadline": timeout}
+    return LLMService(target.tenant_id, config=config)
+
+
+def _configuration_problem(config: ProviderConfig) -> str:
+    """Why this config cannot work whatever the provider says ('' when it might)."""
+    status = config.key_status
+    if status == KeyStatus.UNDECRYPTABLE:
+        return "The stored API key cannot be decrypted with FIELD_ENCRYPTION_KEY."
+    if status == KeyStatus.MISSING and config.provider in KEYED_PROVIDERS:
+        return f"No API key is configured for {config.provider}."
+    return ""
+
+
+def _environment_problem(target: ValidationTarget) -> str:
+    if target.provider not in Provider.values:
+        return f"LLM_DEFAULT_PROVIDER names an unknown provider {target.provider!r}."
+    key_setting = ENVIRONMENT_KEY_SETTINGS.get(target.provider)
+    if key_setting and not getattr(settings, key_setting, ""):
+        return f"{key_setting} is not set for the environment fallback."
+    if target.provider == Provider.LOCAL and not settings.LLM_DEFAULT_BASE_URL:
+        return "LLM_DEFAULT_BASE_URL is required for the local provider."
+    return ""
+
+
+def _error_dict(error) -> dict:
+    if error is None:
+        return {
+            "type": "bad_response",
+            "message": "The check failed without an error.",
+            "status_code": None,
+        }
+    if isinstance(error, dict):
+        return {k: error.get(k) for k in ("type", "message", "status_code")}
+    return error.as_dict()
+
+
+class LLMStartupValidator:
+    """Checks providers concurrently; `mode` is `models` (free model list) or `ping`."""
+
+    def __init__(self, *, mode=None, timeout=None, endpoint=Endpoint.VALIDATION, max_workers=None):
+        mode = (mode or settings.LLM_VALIDATION_MODE or "models").strip().lower()
+        if mode not in MODES:
+            raise ValueError(f"Unknown validation mode {mode!r}; expected one of {MODES}.")
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds.")
+        self.mode = mode
+        self.timeout = float(
+            timeout or getattr(settings, "LLM_VALIDATION_TIMEOUT", None) or DEFAULT_TIMEOUT
+        )
+        self.endpoint = endpoint
+        self.max_workers = max_workers or MAX_WORKERS
+
+    # -- what to check -----------------------------------------------------------------
+    def targets(self, *, tenant_id=None, include_environment=True) -> list[ValidationTarget]:
+        """Every active config (one query), plus the environment fallback when set."""
+        configs = ProviderConfig.objects.active().select_related("tenant").order_by("tenant_id")
+        if tenant_id is not None:
+            configs = configs.for_tenant(tenant_id)
+        targets = self.targets_for_configs(configs)
+        if include_environment and tenant_id is None:
+            env_target = environment_target()
+            if env_target is not None:
+                targets.append(env_target)
+        return targets
+
+    @staticmethod
+    def targets_for_configs(configs) -> list[ValidationTarget]:
+        return [
+            ValidationTarget(
+                provider=c.provider, model=c.default_model, tenant_id=c.tenant_id, config=c
+            )
+            for c in configs
+        ]
+
+    # -- checking ----------------------------------------------------------------------
+    def run(self, targets: list[ValidationTarget]) -> ValidationReport:
+        """Check all targets concurrently; returns once the slowest has answered or timed out."""
+        report = ValidationReport(mode=self.mode, started_at=timezone.now())
+        started = time.monotonic()
+        if self.mode == "off" or not targets:
+            return report
+        if len(targets) == 1:
+            # One check needs no pool; it also keeps the caller's database connection.
+            report.checks = [self.check(targets[0])]
+        else:
+            report.checks = self._run_concurrently(targets)
+        report.duration_ms = round((time.monotonic() - started) * 1000)
+        return report
+
+    def _run_concurrently(self, targets):
+        workers = min(self.max_workers, len(targets))
+        rounds = math.ceil(len(targets) / workers)
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-validate")
+        try:
+            futures = [executor.submit(self._check_in_thread, t) for t in targets]
+            wait_for_futures(futures, timeout=rounds * self.timeout + GRACE_SECONDS)
+            checks = []
+            for target, future in zip(targets, futures, strict=True):
+                if future.done() and future.exception() is None:
+                    checks.append(future.result())
+                else:
+                    checks.append(self._timed_out(target))
+            return checks
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def _check_in_thread(self, target):
+        try:
+            return self.check(target)
+        finally:
+            # Worker threads have their own connections (the service may log usage).
+            connections.close_all()
+
+    def check(self, target: ValidationTarget) -> ProviderCheck:
+        """Check one target; never raises for provider trouble."""
+        started = time.monotonic()
+        if target.config is not None:
+            problem = _configuration_problem(target.config)
+        else:
+            problem = _environment_problem(target)
+        if problem:
+            # Never sent anywhere: an undecryptable key must not reach a provider.
+            error = {"type": "configuration", "message": problem, "status_code": None}
+            return self._result(target, started, success=False, error=error)
+        try:
+            service = _service_for(target, timeout=self.timeout)
+            if self.mode == "ping":
+                outcome = service.generate_completion(
+                    "ping",
+                    max_tokens=1,
+                    endpoint=self.endpoint,
+                    metadata={"check": self.endpoint},
+                )
+            else:
+                # The free check is not a billable call: its outcome goes on the config,
+                # not into the tenant's usage log.
+                outcome = service.list_models(timeout=self.timeout, record_usage=False)
+        except Exception as exc:
+            # A bug in one provider's path must not stop the others; the exception's text
+            # is left out because it could quote a request.
+            logger.error(
+                "LLM provider check crashed: provider=%s tenant=%s error=%s",
+                target.provider,
+                target.tenant_id or "-",
+                type(exc).__name__,
+            )
+            error = {
+                "type": "bad_response",
+                "message": f"The check failed unexpectedly ({type(exc).__name__}).",
+                "status_code": None,
+            }
+            return self._result(target, started, success=False, error=error)
+        error = None if outcome.success else _error_dict(outcome.error)
+        return self._result(
+            target,
+            started,
+            success=outcome.success,
+            error=error,
+            latency_ms=getattr(outcome, "latency_ms", None),
+        )
+
+    def _result(self, target, started, *, success, error=None, latency_ms=None):
+        if latency_ms is None:
+            latency_ms = round((time.monotonic() - started) * 1000)
+        if success:
+            status = CheckStatus.REACHABLE
+        elif error and error.get("type") in TRANSIENT_ERROR_TYPES:
+            status = CheckStatus.UNREACHABLE
+        else:
+            status = CheckStatus.UNUSABLE
+        return ProviderCheck(
+            source=target.source,
+            provider=target.provider,
+            model=target.model,
+            tenant_id=target.tenant_id,
+            config_id=str(target.config.pk) if target.config is not None else None,
+            status=status,
+            latency_ms=int(latency_ms),
+            checked_at=timezone.now(),
+            error=error,
+        )
+
+    def _timed_out(self, target):
+        error = {
+            "type": "timeout",
+            "message": f"No answer within {self.timeout:g} s.",
+            "status_code": None,
+        }
+        return self._result(
+            target,
+            time.monotonic(),
+            success=False,
+            error=error,
+            latency_ms=round(self.timeout * 1000),
+        )
+
+    # -- recording ---------------------------------------------------------------------
+    @staticmethod
+    def store(report: ValidationReport, targets: list[ValidationTarget]) -> None:
+        """Put each config's outcome on it, in one bulk update."""
+        by_id = {str(t.config.pk): t.config for t in targets if t.config is not None}
+        changed = []
+        for check in report.checks:
+            config = by_id.get(check.config_id)
+            if config is None:
+                continue
+            config.last_tested = check.checked_at
+            config.test_latency_ms = check.latency_ms
+            config.last_test_success = check.usable
+            config.last_error = check.reason[:2000]
+            changed.append(config)
+        if changed:
+            ProviderConfig.objects.bulk_update(
+                changed, ["last_tested", "test_latency_ms", "last_test_success", "last_error"]
+            )
+
+    @staticmethod
+    def log(report: ValidationReport) -> None:
+        """One WARNING line per provider that is not usable (never a key)."""
+        for check in report.checks:
+            if check.usable:
+                continue
+            logger.warning(
+                "LLM provider %s: provider=%s tenant=%s config=%s model=%s reason=%s",
+                check.status,
+                check.provider,
+                check.tenant_id or "(environment)",
+                check.config_id or "-",
+                check.model or "-",
+                check.reason,
+            )
+        if report.checks:
+            logger.info(
+                "LLM provider validation (%s) finished in %d ms: %s",
+                report.mode,
+                report.duration_ms,
+                report.summary,
+            )
+
+
+def environment_target() -> ValidationTarget | None:
+    """The environment fallback (SPEC §4) as a target, when some tenant relies on it.
+
+    It is checked through one such tenant (an active tenant without an active config),
+    exactly as that tenant's calls would go; with no such tenant it serves nobody.
+    """
+    provider = (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
+    if not provider:
+        return None
+    tenant_id = (
+        Tenant.objects.filter(is_active=True)
+        .exclude(provider_configs__is_active=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if tenant_id is None:
+        return None
+    return ValidationTarget(
+        provider=provider, model=settings.LLM_DEFAULT_MODEL or "", tenant_id=tenant_id
+    )
+
+
+def latest_validation() -> dict | None:
+    """The latest full validation as counts (None when none ran or the cache is down)."""
+    try:
+        return cache.get(CACHE_KEY)
+    except Exception:  # a cache outage must not take /healthz down with it
+        logger.warning("could not read the validation state from the cache", exc_info=False)
+        return None
+
+
+def _record_in_cache(report: ValidationReport) -> None:
+    try:
+        cache.set(CACHE_KEY, report.health_entry(), timeout=None)
+    except Exception:
+        logger.warning("could not store the validation state in the cache", exc_info=False)
+
+
+def validate_provider_configs(configs, *, mode=None, timeout=None, endpoint=Endpoint.VALIDATION):
+    """Check the given configs (active or not) and store their outcomes; for the admin."""
+    validator = LLMStartupValidator(mode=mode, timeout=timeout, endpoint=endpoint)
+    if validator.mode == "off":
+        validator.mode = "models"
+    targets = validator.targets_for_configs(configs)
+    report = validator.run(targets)
+    validator.store(report, targets)
+    validator.log(report)
+    return report
+
+
+def run_llm_startup_validation(*, tenant_id=None, mode=None, timeout=None) -> ValidationReport:
+    """Validate every active config and the environment fallback (or one tenant's config).
+
+    Outcomes are stored on the configs; a full run (no tenant) also becomes the shared
+    state that /healthz reports.
+    """
+    validator = LLMStartupValidator(mode=mode, timeout=timeout)
+    if validator.mode == "off":
+        report = validator.run([])
+    else:
+        targets = validator.targets(tenant_id=tenant_id)
+        report = validator.run(targets)
+        validator.store(report, targets)
+        validator.log(report)
+    if tenant_id is None:
+        _record_in_cache(report)
+    return report

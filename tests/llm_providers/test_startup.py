@@ -1,0 +1,247 @@
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from cryptography.fernet import Fernet
+from django.db import OperationalError
+from django.test import override_settings
+
+from llm_providers import startup
+
+GUNICORN_ENV = {"SERVER_SOFTWARE": "gunicorn/27.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["/srv/.venv/bin/gunicorn", "config.wsgi"], GUNICORN_ENV),
+        (["/usr/lib/python3/site-packages/gunicorn/__main__.py", "config.wsgi"], GUNICORN_ENV),
+        (["manage.py", "runserver"], {"RUN_MAIN": "true"}),
+        (["manage.py", "runserver", "--noreload"], {}),
+    ],
+)
+def test_serving_processes_validate_on_startup(argv, environ):
+    with override_settings(LLM_VALIDATE_ON_STARTUP=True, LLM_VALIDATION_MODE="models"):
+        assert startup.should_validate_on_startup(argv, environ) is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        (["manage.py", "migrate"], {}),
+        (["manage.py", "test"], {}),
+        (["manage.py", "makemigrations"], {}),
+        (["manage.py", "shell"], {}),
+        (["manage.py", "validate_llm_providers"], {}),
+        (["manage.py", "db_worker"], {}),
+        # runserver's autoreloader parent only watches files.
+        (["manage.py", "runserver"], {}),
+        # A command started from inside a gunicorn worker inherits SERVER_SOFTWARE.
+        (["manage.py", "migrate"], GUNICORN_ENV),
+        (["/srv/.venv/bin/pytest"], {}),
+        ([], {}),
+    ],
+)
+def test_commands_never_validate_on_startup(argv, environ):
+    with override_settings(LLM_VALIDATE_ON_STARTUP=True, LLM_VALIDATION_MODE="models"):
+        assert startup.should_validate_on_startup(argv, environ) is False
+
+
+def test_setting_off_disables_startup_validation():
+    with override_settings(LLM_VALIDATE_ON_STARTUP=False):
+        assert not startup.should_validate_on_startup(["gunicorn", "x"], GUNICORN_ENV)
+
+
+def test_mode_off_disables_startup_validation():
+    with override_settings(LLM_VALIDATE_ON_STARTUP=True, LLM_VALIDATION_MODE="off"):
+        assert not startup.should_validate_on_startup(["gunicorn", "x"], GUNICORN_ENV)
+
+
+def test_starts_one_daemon_thread_per_process_without_waiting_for_it(monkeypatch):
+    release = threading.Event()
+    finished = threading.Event()
+
+    def body():
+        release.wait(10)
+        finished.set()
+
+    monkeypatch.setattr(startup, "run_startup_validation", body)
+    monkeypatch.setattr(startup, "_started_in_pid", None)
+    with override_settings(LLM_VALIDATE_ON_STARTUP=True, LLM_VALIDATION_MODE="models"):
+        thread = startup.maybe_start_validation(["gunicorn", "x"], GUNICORN_ENV)
+        again = startup.maybe_start_validation(["gunicorn", "x"], GUNICORN_ENV)
+
+    # Returned while the validation is still blocked: start-up does not wait for it.
+    assert thread.daemon and thread.is_alive() and not finished.is_set()
+    assert again is None
+    release.set()
+    thread.join(5)
+    assert finished.is_set()
+
+
+def test_a_failure_to_start_never_crashes_startup(monkeypatch, caplog):
+    def explode(*args, **kwargs):
+        raise RuntimeError("no threads left")
+
+    monkeypatch.setattr(startup, "should_validate_on_startup", explode)
+
+    assert startup.maybe_start_validation() is None
+    assert "could not start" in caplog.text
+
+
+def test_background_run_logs_instead_of_raising(caplog):
+    with (
+        patch("llm_providers.validation.run_llm_startup_validation", side_effect=RuntimeError),
+        patch.object(startup, "_wait_for_database", return_value=True),
+        patch.object(startup, "_claim_run", return_value=True),
+        caplog.at_level(logging.WARNING),
+    ):
+        startup.run_startup_validation()
+
+    assert "LLM provider validation failed" in caplog.text
+
+
+def test_background_run_skips_quietly_when_tables_are_missing(caplog):
+    with (
+        patch(
+            "llm_providers.validation.run_llm_startup_validation",
+            side_effect=OperationalError("no such table: llm_provider_configs"),
+        ),
+        patch.object(startup, "_wait_for_database", return_value=True),
+        patch.object(startup, "_claim_run", return_value=True),
+        caplog.at_level(logging.WARNING),
+    ):
+        startup.run_startup_validation()
+
+    assert "skipped: database error (OperationalError)" in caplog.text
+
+
+def test_background_run_gives_up_when_the_database_never_answers(caplog):
+    with (
+        patch("llm_providers.validation.run_llm_startup_validation") as run,
+        patch.object(startup, "_wait_for_database", return_value=False),
+        caplog.at_level(logging.WARNING),
+    ):
+        startup.run_startup_validation()
+
+    run.assert_not_called()
+    assert "database is not reachable" in caplog.text
+
+
+def test_processes_sharing_a_cache_validate_once_per_interval():
+    from django.core.cache import cache
+
+    cache.delete(startup.LOCK_KEY)
+    try:
+        assert startup._claim_run() is True
+        assert startup._claim_run() is False
+    finally:
+        cache.delete(startup.LOCK_KEY)
+
+
+# -- a real serving process ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def wait_for_validation(url, process, deadline_seconds=60):
+    """Poll /healthz until the background validation has reported (or give up)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                body = json.load(response)
+            if body["checks"]["validation"]["status"] != "not_run":
+                return body
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail("the start-up validation never reached /healthz")
+
+
+def test_gunicorn_validates_in_the_background_and_healthz_reports_it(tmp_path, httpserver):
+    httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": []})
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": "test-only-secret-key-for-the-gunicorn-test",
+        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false",
+        "LLM_VALIDATE_ON_STARTUP": "true",
+        "LLM_VALIDATION_MODE": "models",
+        "LLM_MAX_RETRIES": "0",
+        "LOG_LEVEL": "INFO",
+    }
+    migrate = manage(env, "migrate", "--noinput")
+    seeded = manage(
+        env,
+        "shell",
+        "-c",
+        "from llm_providers.services import llm_provider_service as s\n"
+        f"s.save_provider_config(tenant_id='tenant_up', provider='local', default_model='m',"
+        f" base_url='{httpserver.url_for('/v1')}', api_key='sk-test-fake-key-0006')\n"
+        f"s.save_provider_config(tenant_id='tenant_down', provider='local', default_model='m',"
+        f" base_url='http://127.0.0.1:{free_port()}/v1')\n",
+    )
+    # Neither command validated anything.
+    for completed in (migrate, seeded):
+        assert "LLM provider" not in completed.stdout + completed.stderr
+
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        body = wait_for_validation(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    validation = body["checks"]["validation"]
+    assert body["status"] == "degraded"
+    assert (validation["reachable"], validation["unreachable"], validation["total"]) == (1, 1, 2)
+    output = log_path.read_text()
+    warnings = [line for line in output.splitlines() if "WARNING llm_providers.validation" in line]
+    assert len(warnings) == 1
+    assert "unreachable: provider=local tenant=tenant_down" in warnings[0]
+    assert "sk-test-fake-key-0006" not in output
+    assert [request.path for request, _ in httpserver.log] == ["/v1/models"]

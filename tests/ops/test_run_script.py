@@ -1,0 +1,194 @@
+"""scripts/run.sh: gunicorn and the task worker side by side, stopped together.
+
+These start the real processes from .venv (which `make test` has just built) on a free
+port of 127.0.0.1, against a throwaway SQLite database.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 60  # seconds for start-up or shutdown; generous for a shared, busy machine
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The served processes run.sh started (not its `sleep` between polls), by pid."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
+    )
+    rows = (line.strip().split(None, 1) for line in out.stdout.splitlines() if line.strip())
+    return {int(p): args for p, args in rows if "gunicorn" in args or "db_worker" in args}
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+def wait_for(condition, what: str):
+    end = time.monotonic() + DEADLINE
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+class Server:
+    """scripts/run.sh in its own session, as a terminal would run `make run`."""
+
+    def __init__(self, env):
+        self.lines: list[str] = []
+        self.seen: dict[int, str] = {}  # every child observed, so teardown can kill it
+        self.proc = subprocess.Popen(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def children(self) -> dict[int, str]:
+        found = children_of(self.proc.pid)
+        self.seen.update(found)
+        return found
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self):
+        """Leave nothing running, whatever the test did (children first: once run.sh is
+        gone they are no longer its children)."""
+        self.children()
+        for pid in self.seen:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=DEADLINE)
+
+
+def base_env(home: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", home),
+        # The test settings: throwaway secrets, static files served without collectstatic.
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory):
+    """One migrated SQLite database for the module: the tests only read it."""
+    path = tmp_path_factory.mktemp("run") / "run.sqlite3"
+    env = {**base_env(str(path.parent)), "DATABASE_URL": f"sqlite:///{path}"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=DEADLINE,
+    )
+    return env["DATABASE_URL"]
+
+
+@pytest.fixture
+def run_env(tmp_path, database_url):
+    if not (ROOT / ".venv" / "bin" / "gunicorn").exists():
+        pytest.fail("scripts/run.sh needs .venv: run the suite with `make test`")
+    return {
+        **base_env(str(tmp_path)),
+        "DATABASE_URL": database_url,
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "1",
+        "WEB_THREADS": "2",
+        "TASK_WORKERS": "1",
+    }
+
+
+@pytest.fixture
+def server(run_env):
+    server = Server(run_env)
+    yield server
+    server.stop()
+
+
+def get(port: str, path: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        return response.status
+
+
+def test_serves_the_admin_and_runs_the_worker_until_ctrl_c_stops_both(server, run_env):
+    wait_for(lambda: "Switchyard is running" in server.output(), "gunicorn to listen")
+    wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
+    children = server.children()
+    assert sorted("db_worker" in args for args in children.values()) == [False, True]
+    assert get(run_env["PORT"], "/admin/login/") == 200
+
+    # Ctrl-C in a terminal signals the foreground process group: run.sh's.
+    os.killpg(server.proc.pid, signal.SIGINT)
+
+    assert server.proc.wait(timeout=DEADLINE) == 0
+    assert not [pid for pid in children if running(pid)]
+    with pytest.raises(OSError):
+        get(run_env["PORT"], "/admin/login/")
+
+
+def test_stops_the_worker_when_gunicorn_dies(server):
+    wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
+    children = server.children()
+    gunicorn = next(pid for pid, args in children.items() if "gunicorn" in args)
+
+    os.kill(gunicorn, signal.SIGTERM)
+
+    assert server.proc.wait(timeout=DEADLINE) == 1
+    assert not [pid for pid in children if running(pid)]
+    assert "exited unexpectedly" in server.output()
+
+
+def test_refuses_a_busy_port_with_a_hint(run_env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", int(run_env["PORT"])))
+        busy.listen()
+        result = subprocess.run(
+            ["bash", "scripts/run.sh"],
+            cwd=ROOT,
+            env=run_env,
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+
+    assert result.returncode == 1
+    assert "already in use" in result.stderr
+    assert "PORT=8001 make run" in result.stderr
