@@ -21,6 +21,7 @@
 
 import email.utils
 import logging
+import os
 import random
 import threading
 import time
@@ -153,6 +154,16 @@ def _new_session(url: str, *, check: bool) -> requests.Session:
         # ones never do, because the address check must see the real peer.
         session.proxies.update(requests.utils.get_environ_proxies(url))
     return session
+
+
+def _forget_sessions_after_fork() -> None:
+    # A forked worker must not share pooled sockets with its parent: start afresh.
+    global _sessions_lock
+    _sessions.clear()
+    _sessions_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_sessions_after_fork)
 
 
 def close_sessions() -> None:
