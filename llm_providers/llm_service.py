@@ -645,6 +645,7 @@ class ChatStream:
         self._parts: list[str] = []
         self._state = StreamState()
         self._done = False
+        self._ended = False
         self._stream_error: ProviderError | None = None
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
@@ -677,6 +678,8 @@ class ChatStream:
                 if delta.done:
                     self._done = True
                     break
+            else:
+                self._ended = True  # the upstream closed the stream
         except (requests.RequestException, OSError) as exc:  # the connection broke mid-stream
             error, _ = http._transport_error(exc, self._response.url)
             self._stream_error = error
@@ -698,7 +701,10 @@ class ChatStream:
         state = self._state
         error = self._stream_error
         finished = self._done or state.finish_reason is not None
-        extra = None if finished or error else {"client_disconnected": True}
+        extra = None
+        if not finished and not error:
+            # Ended by the upstream without a finish reason, or abandoned by our caller.
+            extra = {"stream_incomplete": True} if self._ended else {"client_disconnected": True}
         self.result = self._call.finish(
             content="".join(self._parts),
             usage=state.usage,
