@@ -62,3 +62,7 @@ bootstrap: venv .env migrate ## First run only: an admin user and a demo tenant 
 
 clean: ## Remove the venv and collected static files (keeps .env and the database)
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+
+.PHONY: test-e2e
+test-e2e: venv-dev ## The local provider against a real llama-server + Gemma 3 270M (not in CI)
+	@scripts/e2e.sh $(PYTEST_ARGS)

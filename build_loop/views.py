@@ -5,34 +5,14 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
+from config.exceptions import Conflict
 from tenants.scoping import TenantScopedViewMixin
 
-from . import (
-    openapi,  # noqa: F401  (registers the fallback Bearer scheme)
-    services,
-)
+from . import services
 from .models import Build
 from .serializers import BuildDetailSerializer, BuildSerializer, BuildStartInputSerializer
-
-
-def error_response(code: str, message: str, http_status: int, details=None) -> Response:
-    """The documented error shape: {"error": {"code", "message", "details"}}."""
-    return Response(
-        {"error": {"code": code, "message": message, "details": details or {}}},
-        status=http_status,
-    )
-
-
-class BuildPagination(PageNumberPagination):
-    """Used only while the project sets no DEFAULT_PAGINATION_CLASS."""
-
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 class BuildViewSet(
@@ -43,7 +23,6 @@ class BuildViewSet(
 ):
     # GROUP BY queries ignore Meta.ordering, so the order is repeated here.
     queryset = Build.objects.annotate(steps_done=Count("steps")).order_by("-created_at", "-id")
-    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS or BuildPagination
     filter_backends = [DjangoFilterBackend]
     filterset_fields = ["status"]
 
@@ -71,17 +50,11 @@ class BuildViewSet(
     @action(detail=False, methods=["post"], url_path="start")
     def start(self, request):
         serializer = BuildStartInputSerializer(data=request.data)
-        if not serializer.is_valid():
-            return error_response(
-                "validation_error",
-                "Invalid input.",
-                status.HTTP_400_BAD_REQUEST,
-                serializer.errors,
-            )
+        serializer.is_valid(raise_exception=True)
         try:
             build = services.build_start(tenant=self.get_tenant(), **serializer.validated_data)
         except services.LLMUnavailable as exc:
-            return error_response(exc.code, str(exc), status.HTTP_409_CONFLICT)
+            raise Conflict(str(exc), code=exc.code) from None
         build = self.get_queryset().get(pk=build.pk)
         data = BuildDetailSerializer(build, context=self.get_serializer_context()).data
         return Response(
@@ -101,8 +74,6 @@ class BuildViewSet(
         try:
             services.build_cancel(build=build)
         except services.BuildNotCancellable as exc:
-            return error_response(
-                exc.code, str(exc), status.HTTP_409_CONFLICT, {"status": exc.status}
-            )
+            raise Conflict(str(exc), code=exc.code, details={"status": exc.status}) from None
         build = self.get_queryset().prefetch_related("steps").get(pk=build.pk)
         return Response(BuildDetailSerializer(build, context=self.get_serializer_context()).data)

@@ -37,7 +37,7 @@ from django.db import IntegrityError, connection
 
 from tenants.models import Tenant
 
-from . import http
+from . import hotpath, http
 from .errors import ErrorType, ProviderError
 from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
 from .pricing import ZERO, cost_usd
@@ -204,12 +204,7 @@ class LLMService:
     def _load_config(self) -> ResolvedConfig:
         config = self._forced_config
         if config is None:
-            config = (
-                ProviderConfig.objects.for_tenant(self.tenant_id)
-                .active()
-                .select_related("tenant")
-                .first()
-            )
+            config = hotpath.active_config(self.tenant_id)
         if config is not None:
             return self._from_config(config)
         tenant_active = (
@@ -234,7 +229,10 @@ class LLMService:
             metadata=config.metadata if isinstance(config.metadata, dict) else {},
             check_address=bool(config.base_url),
         )
-        if not config.tenant.is_active:
+        tenant_active = getattr(config, "tenant_is_active", None)
+        if tenant_active is None:  # a config handed in with config=
+            tenant_active = config.tenant.is_active
+        if not tenant_active:
             resolved.error = _config_error("The tenant is not active.")
             return resolved
         try:
@@ -558,7 +556,8 @@ class _Call:
     ) -> CompletionResult:
         resolved = self.resolved
         success = error is None
-        if usage is not None:
+        if success or usage is not None:
+            # A success without reported usage costs None (unknown), or 0 on a free provider.
             cost = cost_usd(
                 resolved.provider,
                 self.model,
@@ -567,8 +566,7 @@ class _Call:
                 reported_model=reported_model,
             )
         else:
-            # Nothing reported: a failure was not billed; a success's price is unknown.
-            cost = None if success else ZERO
+            cost = ZERO  # a failure that reported no usage was not billed
         tokens = usage or TokenUsage()
         result = CompletionResult(
             success=success,
@@ -648,6 +646,7 @@ class ChatStream:
         self._parts: list[str] = []
         self._state = StreamState()
         self._done = False
+        self._ended = False
         self._stream_error: ProviderError | None = None
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
@@ -680,6 +679,8 @@ class ChatStream:
                 if delta.done:
                     self._done = True
                     break
+            else:
+                self._ended = True  # the upstream closed the stream
         except (requests.RequestException, OSError) as exc:  # the connection broke mid-stream
             error, _ = http._transport_error(exc, self._response.url)
             self._stream_error = error
@@ -701,7 +702,10 @@ class ChatStream:
         state = self._state
         error = self._stream_error
         finished = self._done or state.finish_reason is not None
-        extra = None if finished or error else {"client_disconnected": True}
+        extra = None
+        if not finished and not error:
+            # Ended by the upstream without a finish reason, or abandoned by our caller.
+            extra = {"stream_incomplete": True} if self._ended else {"client_disconnected": True}
         self.result = self._call.finish(
             content="".join(self._parts),
             usage=state.usage,
@@ -746,11 +750,10 @@ def _write_usage(
         status_code=status_code,
         metadata=metadata,
     )
-    _save_usage_row(row)
-    return row.pk
+    return _save_usage_row(row)
 
 
-def _save_usage_row(row: UsageLog) -> None:
+def _save_usage_row(row: UsageLog) -> int:
     """Insert the row; if its config was deleted during the call, keep the row without it.
 
     A config can vanish while a call runs (a long call, or a caller such as the /v1 gateway
@@ -759,8 +762,7 @@ def _save_usage_row(row: UsageLog) -> None:
     caller's transaction the deferred foreign key is only checked at its commit.)
     """
     try:
-        row.save(force_insert=True)
-        return
+        return hotpath.insert_usage_log(row)
     except IntegrityError:
         config_id = row.provider_config_id
         if (
@@ -774,7 +776,7 @@ def _save_usage_row(row: UsageLog) -> None:
     )
     row.provider_config_id = None
     row.metadata = {**(row.metadata or {}), "provider_config_deleted": True}
-    row.save(force_insert=True)
+    return hotpath.insert_usage_log(row)
 
 
 def _log_failure(tenant_id, resolved, model, endpoint, error) -> None:

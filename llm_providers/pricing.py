@@ -14,10 +14,14 @@ Prices are USD per million tokens (numbers or decimal strings). An entry under `
 """
 
 import logging
+import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from genai_prices import Usage, calc_price
+from genai_prices.data_snapshot import get_snapshot
 
 from .providers.base import TokenUsage
 
@@ -47,18 +51,24 @@ def cost_usd(
     reported_model: str | None = None,
 ) -> Decimal | None:
     """The cost of `usage` on `model`, or None when the price (or the usage) is unknown."""
+    override = pricing_override(metadata, (model, reported_model))
+    if override is None and provider in FREE_PROVIDERS:
+        return ZERO
     if usage is None:
         return None
-    override = pricing_override(metadata, (model, reported_model))
     if override is not None:
         return _quantize(_cost_from_override(usage, override))
-    if provider in FREE_PROVIDERS:
-        return ZERO
     provider_id = PRICE_PROVIDER_IDS.get(provider)
     if provider_id is None:
         return None
     # The reported model is usually the dated snapshot actually used; try it first.
     for name in dict.fromkeys(n for n in (reported_model, model) if n):
+        price = _model_price(provider_id, name, int(time.time() // PRICE_CACHE_SECONDS))
+        if price is None:
+            continue
+        fast = _linear_cost(price, usage)
+        if fast is not None:
+            return _quantize(fast)
         try:
             calculation = calc_price(
                 Usage(
@@ -78,6 +88,50 @@ def cost_usd(
             return None
         return _quantize(calculation.total_price)
     return None
+
+
+PRICE_CACHE_SECONDS = 3600  # prices in the data set change on dates, never within an hour
+TOKEN_PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+@lru_cache(maxsize=1024)
+def _model_price(provider_id: str, model: str, _hour: int):
+    """The data set's current ModelPrice for a model, None when it has none (cached)."""
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
+        return info.get_prices(datetime.now(UTC))
+    except LookupError:
+        return None
+    except Exception:  # the data set's own bugs must not fail a call
+        logger.exception("genai-prices lookup failed for %s/%s", provider_id, model)
+        return None
+
+
+def _linear_cost(price, usage: TokenUsage) -> Decimal | None:
+    """Plain per-token prices computed directly (calc_price's generic engine costs ~0.15 ms
+    a call); None when the price has tiers or parts this shortcut does not model."""
+    values = price.__dict__
+    for key, value in values.items():
+        if value is None or "search" in key:  # searches: never reported by these calls
+            continue
+        if key not in TOKEN_PRICE_KEYS or not isinstance(value, Decimal):
+            return None
+    input_price, output_price = values.get("input_mtok"), values.get("output_mtok")
+    cache_read, cache_write = values.get("cache_read_mtok"), values.get("cache_write_mtok")
+    if input_price is None or output_price is None:
+        return None
+    if (usage.cached_prompt_tokens and cache_read is None) or (
+        usage.cache_write_tokens and cache_write is None
+    ):
+        return None
+    uncached = usage.prompt_tokens - usage.cached_prompt_tokens - usage.cache_write_tokens
+    total = (
+        max(uncached, 0) * input_price
+        + usage.cached_prompt_tokens * (cache_read or ZERO)
+        + usage.cache_write_tokens * (cache_write or ZERO)
+        + usage.completion_tokens * output_price
+    )
+    return total / MTOK
 
 
 def pricing_override(metadata: Mapping | None, models=()) -> dict[str, Decimal] | None:

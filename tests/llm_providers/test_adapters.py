@@ -342,3 +342,51 @@ def test_anthropic_reply_without_text_block_is_bad_response(anthropic_config):
     result = LLMService("tenant_123").generate_completion("Hi")
 
     assert result.error.type == ErrorType.BAD_RESPONSE
+
+
+def anthropic_error(kind, message="details"):
+    return json.dumps(
+        {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "error_type"),
+    [
+        (400, "invalid_request_error", ErrorType.INVALID_REQUEST),
+        (401, "authentication_error", ErrorType.AUTHENTICATION),
+        (402, "billing_error", ErrorType.QUOTA_EXCEEDED),
+        (403, "permission_error", ErrorType.PERMISSION),
+        (404, "not_found_error", ErrorType.NOT_FOUND),
+        (413, "request_too_large", ErrorType.INVALID_REQUEST),
+        (429, "rate_limit_error", ErrorType.RATE_LIMIT),
+        (500, "api_error", ErrorType.SERVER_ERROR),
+        (529, "overloaded_error", ErrorType.OVERLOADED),
+    ],
+)
+def test_anthropic_error_bodies_map_to_normalised_types(status, kind, error_type):
+    error = get_adapter("anthropic").map_error(status, anthropic_error(kind, "Why it failed"))
+    assert error.type == error_type
+    assert error.status_code == status
+    assert error.message == f"Anthropic {status}: Why it failed"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_type"),
+    [
+        (
+            429,
+            {"error": {"type": "insufficient_quota", "code": "insufficient_quota"}},
+            "quota_exceeded",
+        ),
+        (429, {"error": {"type": "requests", "code": "rate_limit_exceeded"}}, "rate_limit"),
+        (503, {"error": {"message": "The engine is currently overloaded"}}, "overloaded"),
+        (502, None, "server_error"),
+        (504, None, "timeout"),
+        (498, {"error": {"message": "flex tier capacity exceeded"}}, "overloaded"),
+    ],
+)
+def test_openai_shaped_errors_map_by_code_then_status(status, body, error_type):
+    raw = json.dumps(body).encode() if body else b"<html>Bad gateway</html>"
+    error = get_adapter("groq").map_error(status, raw)
+    assert error.type == error_type and error.status_code == status

@@ -1,8 +1,12 @@
 """The wire behaviour against a real local server: retries, waits, timeouts, resets (SPEC §5)."""
 
 import json
+import os
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -359,3 +363,33 @@ def test_retry_after_parsing():
     assert http.retry_after_seconds({"retry-after-ms": "10"}) == 0.01
     assert http.retry_after_seconds({"retry-after": "soon"}) is None
     assert http.retry_after_seconds({}) is None
+
+
+def test_a_forked_child_does_not_reuse_the_parents_sessions():
+    # In a fresh single-threaded interpreter: forking this (threaded) test process is unsafe.
+    script = textwrap.dedent(
+        """
+        import os
+        from llm_providers import http
+        parent = http.get_session("https://api.openai.com/v1/models")
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            child = http.get_session("https://api.openai.com/v1/models")
+            os.write(write, b"new" if child is not parent else b"same")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        same_in_parent = http.get_session("https://api.openai.com/v1/models") is parent
+        print(os.read(read, 10).decode(), same_in_parent)
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+    assert done.stdout.split() == ["new", "True"], done.stderr

@@ -83,3 +83,40 @@ def test_validate_pricing_rejects_negative_and_non_numbers():
     for bad in ({"input_per_mtok": -1}, {"output_per_mtok": "abc"}, {"models": []}, []):
         with pytest.raises(ValueError):
             validate_pricing(bad)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4.1-mini"),
+        ("openai", "o3-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("groq", "llama-3.3-70b-versatile"),
+        ("groq", "llama-3.1-8b-instant"),
+    ],
+)
+@pytest.mark.parametrize(
+    "usage",
+    [
+        TokenUsage(prompt_tokens=1234, completion_tokens=567),
+        TokenUsage(prompt_tokens=5000, completion_tokens=10, cached_prompt_tokens=4000),
+        TokenUsage(prompt_tokens=300_000, completion_tokens=10, cache_write_tokens=1000),
+    ],
+)
+def test_fast_path_agrees_with_genai_prices(provider, model, usage):
+    from genai_prices import Usage, calc_price
+
+    reference = calc_price(
+        Usage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=usage.cached_prompt_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        ),
+        model,
+        provider_id=provider,
+    ).total_price
+    assert cost_usd(provider, model, usage) == reference.quantize(Decimal("0.00000001"))

@@ -374,3 +374,43 @@ def test_bad_messages_raise_value_error(openai_config, messages):
 def test_empty_tenant_id_raises_value_error():
     with pytest.raises(ValueError):
         LLMService("")
+
+
+@responses.activate
+def test_reply_without_usage_costs_zero_on_local_and_null_elsewhere(tenant, local_config_for):
+    reply = openai_reply()
+    del reply["usage"]
+    responses.post("http://127.0.0.1:8080/v1/chat/completions", json=reply)
+    local_config_for("http://127.0.0.1:8080/v1")
+
+    local = LLMService("tenant_123").generate_completion("Hi")
+
+    assert local.success and local.tokens_used == 0
+    assert local.cost_usd == Decimal("0")
+
+
+@responses.activate
+def test_reply_without_usage_has_unknown_cost_on_a_paid_provider(openai_config):
+    reply = openai_reply()
+    del reply["usage"]
+    responses.post(OPENAI_CHAT, json=reply)
+
+    result = LLMService("tenant_123").generate_completion("Hi")
+
+    assert result.success and result.cost_usd is None
+    assert UsageLog.objects.get().cost_usd is None
+
+
+@pytest.mark.parametrize("bad_key", ["local-test\nX-Injected: 1", "local-test-k€y-0001"])
+def test_key_that_cannot_be_a_header_is_a_configuration_error(
+    httpserver, local_config_for, bad_key
+):
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(openai_reply())
+    local_config_for(httpserver.url_for("/v1"), api_key=bad_key)
+
+    result = LLMService("tenant_123").generate_completion("Hi")
+
+    assert result.error.type == ErrorType.CONFIGURATION
+    assert result.attempts == 1
+    assert len(httpserver.log) == 0
+    assert bad_key not in result.error.message

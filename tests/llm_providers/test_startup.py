@@ -196,6 +196,9 @@ def test_gunicorn_validates_in_the_background_and_healthz_reports_it(tmp_path, h
         "SECRET_KEY": "test-only-secret-key-for-the-gunicorn-test",
         "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        # Its own cache: the default file cache is shared with every server this worktree
+        # started in the last minute, whose start-up lock would skip this validation.
+        "CACHE_URL": f"filecache://{tmp_path / 'cache'}",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",

@@ -164,3 +164,19 @@ def test_stream_that_fails_before_starting_reports_the_error(httpserver, local_c
     assert stream.error.type == ErrorType.NOT_FOUND
     assert list(stream) == []
     assert UsageLog.objects.get().error_type == "not_found"
+
+
+def test_stream_cut_off_by_the_upstream_is_marked_incomplete(httpserver, local_config_for):
+    local_config_for(httpserver.url_for("/v1"))
+    truncated = OPENAI_STREAM.split('data: {"id":"c1","choices":[{"index":0,"delta":{},')[0]
+    httpserver.expect_request("/v1/chat/completions").respond_with_response(
+        Response(truncated, content_type="text/event-stream")
+    )
+
+    stream = LLMService("tenant_123").stream_chat([{"role": "user", "content": "Hi"}])
+    text = "".join(delta.text for delta in stream)
+
+    assert text == "Hello"
+    log = UsageLog.objects.get()
+    assert log.metadata["stream_incomplete"] is True
+    assert "client_disconnected" not in log.metadata

@@ -1,0 +1,110 @@
+"""`POST /api/llm/test`: one real, minimal completion and its outcome stored on the config."""
+
+import copy
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from tenants.models import Tenant
+
+from . import services
+from .encryption import UndecryptableKeyError
+from .models import Endpoint, ProviderConfig
+
+DEFAULT_TEST_PROMPT = "Reply with the single word OK."
+# Enough for a one-word answer; a test must never become a money pump.
+TEST_MAX_TOKENS = 8
+# A test answers how the provider is doing now: one attempt, and a web request that is
+# not held for minutes (the config's own smaller deadline still applies).
+TEST_MAX_RETRIES = 0
+TEST_DEADLINE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ConnectionTestOutcome:
+    success: bool
+    provider: str | None
+    model: str | None
+    error: dict | None
+    latency_ms: int | None
+
+    def as_dict(self) -> dict:
+        return {
+            "success": self.success,
+            "provider": self.provider,
+            "model": self.model,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+        }
+
+
+def provider_config_test(
+    *, tenant: Tenant, config: ProviderConfig | None = None, prompt: str = DEFAULT_TEST_PROMPT
+) -> ConnectionTestOutcome:
+    """Test `config` (default: the tenant's active config, else the environment fallback).
+
+    The call goes through LLMService, so it is logged with endpoint=test like any other;
+    the outcome is stored on the config that was used. Provider trouble is an outcome with
+    success=False, never an exception.
+    """
+    if config is None:
+        config = services.llm_provider_service.get_active_config(tenant.pk)
+    llm = services.LLMService(tenant.pk, config=_for_testing(config) if config else None)
+    result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
+    error = _redacted_error(result.error, config)
+    if config is not None:
+        provider_config_record_test(
+            config=config,
+            success=bool(result.success),
+            latency_ms=result.latency_ms,
+            error_message=error["message"] if error else "",
+        )
+    return ConnectionTestOutcome(
+        success=bool(result.success),
+        provider=result.provider or (config.provider if config else None),
+        model=result.model or (config.default_model if config else None),
+        error=error,
+        latency_ms=result.latency_ms,
+    )
+
+
+def _for_testing(config: ProviderConfig) -> ProviderConfig:
+    """An unsaved copy of `config` with the test's retry and deadline limits in metadata."""
+    metadata = dict(config.metadata) if isinstance(config.metadata, dict) else {}
+    deadline = metadata.get("deadline")
+    usable = isinstance(deadline, int | float) and not isinstance(deadline, bool)
+    if not usable or not 0 < deadline < TEST_DEADLINE_SECONDS:
+        metadata["deadline"] = TEST_DEADLINE_SECONDS
+    metadata["max_retries"] = TEST_MAX_RETRIES
+    trial = copy.copy(config)
+    trial.metadata = metadata
+    return trial
+
+
+def provider_config_record_test(
+    *, config: ProviderConfig, success: bool, latency_ms: int | None, error_message: str = ""
+) -> None:
+    """Store a test's outcome on the config without touching any other column."""
+    now = timezone.now()
+    ProviderConfig.objects.filter(pk=config.pk).update(
+        last_tested=now,
+        test_latency_ms=latency_ms,
+        last_test_success=success,
+        last_error="" if success else error_message,
+    )
+
+
+def _redacted_error(error, config: ProviderConfig | None) -> dict | None:
+    """The normalised error as a dict; the config's key masked should a provider echo it."""
+    if error is None:
+        return None
+    data = error.as_dict() if hasattr(error, "as_dict") else dict(error)
+    key = None
+    if config is not None:
+        try:
+            key = services.decrypted_api_key(config)
+        except UndecryptableKeyError:
+            key = None
+    if key and isinstance(data.get("message"), str) and key in data["message"]:
+        data["message"] = data["message"].replace(key, "****")
+    return data

@@ -1,0 +1,74 @@
+"""The hand-built lookup and INSERT agree with the ORM on every field."""
+
+from decimal import Decimal
+
+from django.forms.models import model_to_dict
+
+from llm_providers import hotpath
+from llm_providers.models import ProviderConfig, UsageLog
+from tests.factories import ProviderConfigFactory
+
+
+def test_active_config_matches_the_orm_lookup(tenant, other_tenant):
+    ProviderConfigFactory(tenant=tenant, is_active=False, api_key="sk-test-fake-key-0001")
+    active = ProviderConfigFactory(
+        tenant=tenant,
+        provider="groq",
+        default_model="llama-3.1-8b-instant",
+        api_key="gsk_test_fake_key_0003",
+        metadata={"timeout": 5, "pricing": {"input_per_mtok": "0.1"}},
+    )
+    ProviderConfigFactory(tenant=other_tenant, api_key="sk-test-fake-key-0009")
+
+    found = hotpath.active_config("tenant_123")
+    expected = ProviderConfig.objects.for_tenant(tenant).active().get()
+
+    assert found.pk == active.pk == expected.pk
+    assert model_to_dict(found) == model_to_dict(expected)
+    assert found.api_key_encrypted == "gsk_test_fake_key_0003"
+    assert (found.created_at, found.updated_at) == (expected.created_at, expected.updated_at)
+    assert found.tenant_is_active is True
+
+
+def test_active_config_is_none_without_an_active_config(tenant, other_tenant):
+    ProviderConfigFactory(tenant=other_tenant, api_key="sk-test-fake-key-0009")
+    assert hotpath.active_config("tenant_123") is None
+
+
+def test_insert_usage_log_round_trips_every_field(tenant):
+    config = ProviderConfigFactory(tenant=tenant, api_key="sk-test-fake-key-0001")
+    row = UsageLog(
+        tenant_id=tenant.pk,
+        provider_config_id=config.pk,
+        provider="openai",
+        model="gpt-4o-mini",
+        endpoint="chat",
+        tokens_used=17,
+        prompt_tokens=12,
+        completion_tokens=5,
+        cost_usd=Decimal("0.00000480"),
+        latency_ms=12,
+        success=False,
+        error_type="rate_limit",
+        error_message="slow down ✋",
+        status_code=429,
+        metadata={"attempts": 3, "nested": {"a": [1, 2]}, "text": "ünïcode"},
+    )
+
+    pk = hotpath.insert_usage_log(row)
+
+    stored = UsageLog.objects.get(pk=pk)
+    assert model_to_dict(stored) == model_to_dict(row)
+    assert stored.created_at == row.created_at and stored.created_at is not None
+    assert stored.cost_usd == Decimal("0.00000480")
+    assert stored.provider_config_id == config.pk
+
+
+def test_insert_usage_log_ids_increase(tenant):
+    ids = [
+        hotpath.insert_usage_log(
+            UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=True)
+        )
+        for _ in range(3)
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == 3
