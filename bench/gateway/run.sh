@@ -17,7 +17,7 @@ fi
 
 PY=${PYTHON:-.venv/bin/python}
 if [ ! -x "$PY" ]; then
-  python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt
+  make venv  # the project's own venv, as the quick start makes it
 fi
 
 export LITELLM_VENV=${LITELLM_VENV:-/tmp/switchyard-bench-litellm-venv}
