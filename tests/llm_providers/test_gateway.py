@@ -731,3 +731,22 @@ def test_config_deleted_by_another_process_while_cached_still_gets_its_usage_row
     assert row.provider_config_id is None
     assert row.metadata["provider_config_deleted"] is True
     assert row.tokens_used == 17
+
+
+def test_stream_without_a_finish_reason_still_ends_properly(client, configure, httpserver):
+    configure("local")
+    upstream_stream(
+        httpserver,
+        "local",
+        'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
+        "data: [DONE]\n\n",
+    )
+
+    chunks = list(
+        client.chat.completions.create(
+            model="gemma-3-270m", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+    )
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hi"
+    assert chunks[-1].choices[0].finish_reason == "stop"
