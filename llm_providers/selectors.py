@@ -8,7 +8,7 @@ from itertools import groupby
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from tenants.models import Tenant
@@ -293,8 +293,10 @@ def usage_stats_for_window(
         ),
         # Whole days from the watermark on (none rolled up yet): the usage rows.
         _grouped(
-            raw.filter(created_at__gte=lo, created_at__lt=hi).filter(
-                created_at__gte=Coalesce(rolled_until_at, Value(lo))
+            # One lower bound (not two), so that it is the bound of the index range scan.
+            raw.filter(
+                created_at__gte=Greatest(Value(lo), Coalesce(rolled_until_at, Value(lo))),
+                created_at__lt=hi,
             ),
             group_by,
             day_of_row,
