@@ -20,6 +20,10 @@ from .models import UsageDailyRollup, UsageLog, UsageRollupState
 
 logger = logging.getLogger(__name__)
 
+# A day is rolled up only this long after it ended: a usage row stamped 23:59:59.999 may
+# be committed a moment after midnight, and the rollup must not miss it.
+ROLLUP_GRACE = timedelta(minutes=10)
+
 # The rollup's key columns, named alike in llm_usage_logs and llm_usage_daily.
 KEY_FIELDS = ("provider", "model", "endpoint", "success", "error_type")
 
@@ -31,6 +35,11 @@ def day_start(day: date) -> datetime:
 
 def utc_today(now: datetime | None = None) -> date:
     return (now or timezone.now()).astimezone(UTC).date()
+
+
+def rollable_until(now: datetime | None = None) -> date:
+    """The first day that must not be rolled up yet: every day before it is closed."""
+    return utc_today((now or timezone.now()) - ROLLUP_GRACE)
 
 
 def rollup_state() -> UsageRollupState | None:
@@ -120,12 +129,13 @@ def _set_watermark(until: date) -> None:
 
 
 def usage_rollup_pending(*, now: datetime | None = None) -> list[date]:
-    """Roll up every closed day that is not yet: from the watermark up to yesterday.
+    """Roll up every closed day that is not yet: from the watermark up to yesterday
+    (yesterday only ROLLUP_GRACE after midnight).
 
     On the first run the watermark starts at the first day with any usage (the days
     before it have none, so they count as rolled up); with no usage at all, at today.
     """
-    today = utc_today(now)
+    today = rollable_until(now)
     with transaction.atomic():
         state = (
             UsageRollupState.objects.select_for_update()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 
 from .models import KeyStatus, ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
-from .rollup import day_start, utc_today
+from .rollup import day_start, rollable_until, utc_today
 from .services import LLMService
 
 logger = logging.getLogger(__name__)
@@ -337,7 +337,9 @@ def _enqueue_rollup_once_a_day(now: datetime) -> None:
     Only a cache entry and, after the commit, one task row: the rolling itself runs in
     the worker, never in the request. The task is a no-op when nothing is pending.
     """
-    if cache.add(ROLLUP_ENQUEUED_KEY.format(day=utc_today(now)), 1, timeout=2 * 86400):
+    # Keyed by the newest day that may be rolled up, so the day's task comes after
+    # yesterday has closed (plus the grace period), not at 00:00:01.
+    if cache.add(ROLLUP_ENQUEUED_KEY.format(day=rollable_until(now)), 1, timeout=2 * 86400):
         transaction.on_commit(_enqueue_rollup, robust=True)
 
 

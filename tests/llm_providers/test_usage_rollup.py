@@ -131,6 +131,13 @@ def test_pending_days_start_at_the_first_usage_and_days_without_usage_count_as_r
     assert rollup.usage_rollup_pending(now=NOW + timedelta(days=1)) == [date(2026, 3, 10)]
 
 
+def test_yesterday_is_rolled_up_only_after_a_grace_period(tenant):
+    log(tenant, at(9, 23, 59, 59, 999999))
+    assert rollup.usage_rollup_pending(now=at(10, 0, 5)) == []
+    assert rollup.rollup_state().rolled_until == date(2026, 3, 9)
+    assert rollup.usage_rollup_pending(now=at(10, 0, 11)) == [date(2026, 3, 9)]
+
+
 def test_without_any_usage_the_watermark_starts_today(db):
     assert rollup.usage_rollup_pending(now=NOW) == []
     assert rollup.rollup_state().rolled_until == date(2026, 3, 10)

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             done = rollup.usage_rollup_rebuild()
         else:
             done = rollup.usage_rollup_pending()
-        today = rollup.utc_today()
+        today = rollup.rollable_until()
         recent = [today - timedelta(days=n) for n in range(1, days + 1)]
         done += rollup.usage_rollup_days(day for day in recent if day not in set(done))
         state = rollup.rollup_state()
