@@ -170,7 +170,10 @@ class UsageDailyRollup(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # Deleting a tenant deletes its usage rows, and with them its rollups.
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_rollups")
+    # No index of its own: the unique key's index starts with the tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="usage_rollups", db_index=False
+    )
     day = models.DateField()
     provider = models.CharField(max_length=20)
     model = models.CharField(max_length=200, blank=True, default="")
@@ -198,6 +201,7 @@ class UsageDailyRollup(models.Model):
                 name="llm_usage_daily_key",
             ),
         ]
+        # For replacing one day's rows (all tenants) when it is rolled up again.
         indexes = [models.Index(fields=["day"], name="llm_usage_daily_day")]
 
     def __str__(self):
@@ -208,7 +212,8 @@ class UsageRollupState(models.Model):
     """A single row: every closed UTC day before `rolled_until` is in `llm_usage_daily`.
 
     A watermark rather than a list of days, so that a day without any usage counts as
-    rolled up too and the stats query can split its window with one comparison.
+    rolled up too and the stats query can split its window with one comparison. Rollup
+    rows exist only for days before it.
     `rolled_until_at` is the same instant (midnight UTC) for comparing with timestamps.
     """
 

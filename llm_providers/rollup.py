@@ -93,28 +93,39 @@ def _insert_day(day: date) -> int:
         return cursor.rowcount
 
 
+class NotRollable(ValueError):
+    """A day that is not closed yet, or after the watermark (days before it come first)."""
+
+
 def usage_rollup_days(days: Iterable[date], *, now: datetime | None = None) -> list[date]:
     """(Re)compute the rollups of the given closed UTC days, each in its own transaction.
 
-    A day's old rollup rows are replaced (delete + INSERT … SELECT). The watermark moves
-    past a day when it stood at that day, so days only count as rolled up while they
-    form an unbroken run; recomputing an older day leaves it where it is.
+    A day's rollup rows are replaced (delete + one INSERT … SELECT … GROUP BY). A day at
+    the watermark moves it on by one day. A day after the watermark is refused, so that
+    rollup rows only ever exist for days before it: the stats query can then read the
+    rollup table with constant bounds (and an exact index range).
     """
     today = utc_today(now)
     done = []
     for day in sorted(set(days)):
         if day >= today:
-            raise ValueError(f"{day} is not a closed UTC day (today is {today}).")
+            raise NotRollable(f"{day} is not a closed UTC day (today is {today}).")
         with transaction.atomic():
-            # Serialises concurrent runs (two workers, a worker and the command).
+            # The lock serialises concurrent runs (two workers, a worker and the command).
             state = (
                 UsageRollupState.objects.select_for_update()
                 .filter(pk=UsageRollupState.SINGLETON)
                 .first()
             )
+            if state is None or day > state.rolled_until:
+                until = state.rolled_until if state else None
+                raise NotRollable(
+                    f"{day} is after the rolled-up days (until {until}): roll up the days "
+                    "before it first (usage_rollup_pending / manage.py rollup_usage)."
+                )
             UsageDailyRollup.objects.filter(day=day).delete()
             rows = _insert_day(day)
-            if state is not None and state.rolled_until == day:
+            if day == state.rolled_until:
                 _set_watermark(day + timedelta(days=1))
         logger.info("usage rollup: %s, %s rows", day, rows)
         done.append(day)

@@ -277,16 +277,17 @@ def usage_stats_for_window(
 
     lo, hi = day_start(first_day), day_start(last_day)
     watermark = UsageRollupState.objects.filter(pk=UsageRollupState.SINGLETON)
-    rolled_until = Subquery(watermark.values("rolled_until")[:1])
     rolled_until_at = Subquery(watermark.values("rolled_until_at")[:1])
     day_of_row = UTCDate("created_at")
     raw_metrics = _metrics()
     parts = [
         # Whole days in the window before the watermark: the rollup.
         _grouped(
-            UsageDailyRollup.objects.for_tenant(tenant)
-            .filter(day__gte=first_day, day__lt=last_day, **filters)
-            .filter(day__lt=rolled_until),
+            # Rollup rows exist only for days before the watermark (usage_rollup_days
+            # refuses later ones), so constant bounds suffice here.
+            UsageDailyRollup.objects.for_tenant(tenant).filter(
+                day__gte=first_day, day__lt=last_day, **filters
+            ),
             group_by,
             F("day"),
             _rollup_metrics(),

@@ -79,7 +79,7 @@ def test_a_day_is_rolled_up_per_tenant_and_key_with_sums_counts_and_unknown_cost
     log(tenant, at(4, 0), tokens_used=999)  # the next day
     log(tenant, at(2, 23, 59, 59, 999999), tokens_used=999)  # the day before
 
-    assert rollup.usage_rollup_days([date(2026, 3, 3)], now=NOW) == [date(2026, 3, 3)]
+    assert roll_up_until(date(2026, 3, 4)) == [date(2026, 3, 2), date(2026, 3, 3)]
 
     rows = {
         (r.tenant_id, r.success): r for r in UsageDailyRollup.objects.filter(day=date(2026, 3, 3))
@@ -102,7 +102,7 @@ def test_a_day_is_rolled_up_per_tenant_and_key_with_sums_counts_and_unknown_cost
 
 def test_recomputing_a_day_replaces_its_rows(tenant):
     log(tenant, at(3), tokens_used=10)
-    rollup.usage_rollup_days([date(2026, 3, 3)], now=NOW)
+    roll_up_until(date(2026, 3, 4))
     log(tenant, at(3), tokens_used=5)  # a late import into a closed day
     rollup.usage_rollup_days([date(2026, 3, 3)], now=NOW)
     row = UsageDailyRollup.objects.get()
@@ -143,13 +143,19 @@ def test_without_any_usage_the_watermark_starts_today(db):
     assert rollup.rollup_state().rolled_until == date(2026, 3, 10)
 
 
-def test_a_day_away_from_the_watermark_does_not_move_it(tenant):
+def test_a_day_after_the_watermark_is_refused(tenant):
     log(tenant, at(2))
     log(tenant, at(5))
+    with pytest.raises(rollup.NotRollable, match="after the rolled-up days"):
+        rollup.usage_rollup_days([date(2026, 3, 2)], now=NOW)  # no watermark yet
     roll_up_until(date(2026, 3, 3))
-    rollup.usage_rollup_days([date(2026, 3, 5)], now=NOW)
+    with pytest.raises(rollup.NotRollable, match="after the rolled-up days"):
+        rollup.usage_rollup_days([date(2026, 3, 5)], now=NOW)
     assert rollup.rollup_state().rolled_until == date(2026, 3, 3)
-    # …and the stats do not count day 5 twice (it is read from the usage rows).
+    assert not UsageDailyRollup.objects.filter(day=date(2026, 3, 5)).exists()
+    # Recomputing a day before the watermark leaves the watermark where it is.
+    assert rollup.usage_rollup_days([date(2026, 3, 2)], now=NOW) == [date(2026, 3, 2)]
+    assert rollup.rollup_state().rolled_until == date(2026, 3, 3)
     stats = usage_stats_for_window(tenant, start=at(1, 0), end=at(9, 0), now=NOW)
     assert stats["totals"]["requests"] == 2
 
@@ -173,6 +179,7 @@ def test_deleting_a_tenant_deletes_its_rollups(tenant, other_tenant):
 def test_a_day_is_filled_with_one_insert_select(tenant):
     for hour in range(5):
         log(tenant, at(3, hour), model=f"m{hour}")
+    roll_up_until(date(2026, 3, 3))  # the watermark starts at the first usage: day 3
     with CaptureQueriesContext(connection) as ctx:
         rollup.usage_rollup_days([date(2026, 3, 3)], now=NOW)
     inserts = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
@@ -413,11 +420,12 @@ def test_stats_through_the_rollup_equal_the_raw_computation(seed):
     rng = random.Random(seed)
     tenants = [TenantFactory(id=f"prop_{i}") for i in range(3)]
     random_rows(rng, tenants)
-    # A random watermark (or none), and sometimes a stray rolled-up day past it.
+    # A random watermark (or none), and sometimes a day rolled up again.
     if rng.random() < 0.85:
         roll_up_until(date(2026, 3, rng.randint(1, 10)))
-    if rng.random() < 0.3:
-        rollup.usage_rollup_days([date(2026, 3, rng.randint(1, 9))], now=NOW)
+    state = rollup.rollup_state()
+    if state is not None and state.rolled_until > date(2026, 3, 1) and rng.random() < 0.5:
+        rollup.usage_rollup_days([state.rolled_until - timedelta(days=1)], now=NOW)
     checked = 0
     for _ in range(40):
         start, end = sorted([random_instant(rng), random_instant(rng)])
