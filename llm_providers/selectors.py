@@ -266,7 +266,9 @@ def usage_stats_for_window(
     window = {"from": start, "to": end, "group_by": group_by}
 
     # Whole UTC days inside the window that are over: the only ones a rollup can hold.
-    first_day = utc_today(start - timedelta(microseconds=1)) + timedelta(days=1)
+    first_day = utc_today(start)
+    if start > day_start(first_day):  # (no arithmetic before the day: from=0001-01-01)
+        first_day += timedelta(days=1)
     last_day = min(utc_today(end), utc_today(now))  # exclusive
     if first_day >= last_day or not set(filters) <= set(ROLLUP_FILTERS):
         return {

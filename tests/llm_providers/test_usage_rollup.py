@@ -342,6 +342,17 @@ def test_api_answers_the_same_with_and_without_rollups(tenant_client, tenant, ot
     assert after[0]["totals"]["requests"] == 6
 
 
+@pytest.mark.parametrize(
+    "params", [{"from": "0001-01-01"}, {"from": "0001-01-01T00:00:01Z", "to": "9999-12-30"}]
+)
+def test_stats_over_the_widest_windows_answer(tenant_client, tenant, params):
+    log(tenant, datetime.now(UTC) - timedelta(days=400))
+    rollup.usage_rollup_pending()
+    response = tenant_client.get(STATS, {**params, "group_by": "day"})
+    assert response.status_code == 200, response.content
+    assert response.json()["totals"]["requests"] == 1
+
+
 # -- property: rollup + usage rows == usage rows alone ------------------------------------
 PROVIDERS = {"openai": ["gpt-4o", "gpt-4o-mini"], "anthropic": ["claude"], "local": ["", "q"]}
 ENDPOINTS = ["completion", "chat", "test"]
