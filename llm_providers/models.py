@@ -156,3 +156,76 @@ class UsageLog(models.Model):
 
     def __str__(self):
         return f"{self.tenant_id} {self.provider}/{self.model} {self.endpoint} #{self.pk}"
+
+
+class UsageDailyRollup(models.Model):
+    """Usage of one tenant on one closed UTC day, per provider/model/endpoint/outcome.
+
+    Filled by `services.usage_rollup_days` from `llm_usage_logs`; the stats selector reads
+    whole rolled-up days from here and everything else from the usage rows. Only additive
+    metrics are kept (sums, counts, a maximum), so any set of days and groups can be
+    combined exactly. `error_type` is part of the key because the stats endpoint can filter
+    on it; `provider_config` is not (that filter reads the usage rows).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # Deleting a tenant deletes its usage rows, and with them its rollups.
+    # No index of its own: the unique key's index starts with the tenant.
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="usage_rollups", db_index=False
+    )
+    day = models.DateField()
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, blank=True, default="")
+    endpoint = models.CharField(max_length=20)
+    success = models.BooleanField()
+    error_type = models.CharField(max_length=40, blank=True, default="")
+    requests = models.BigIntegerField()
+    tokens = models.BigIntegerField()
+    prompt_tokens = models.BigIntegerField()
+    completion_tokens = models.BigIntegerField()
+    # Sum of the known costs; null when no row of the group has a cost (as Sum() says).
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=8, null=True, blank=True)
+    unpriced_requests = models.BigIntegerField()
+    latency_sum = models.BigIntegerField()
+    latency_max = models.PositiveIntegerField(null=True, blank=True)
+
+    objects = UsageLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "llm_usage_daily"
+        constraints = [
+            # Its index (tenant, day, …) is also the one the stats query reads through.
+            models.UniqueConstraint(
+                fields=["tenant", "day", "provider", "model", "endpoint", "success", "error_type"],
+                name="llm_usage_daily_key",
+            ),
+        ]
+        # For replacing one day's rows (all tenants) when it is rolled up again.
+        indexes = [models.Index(fields=["day"], name="llm_usage_daily_day")]
+
+    def __str__(self):
+        return f"{self.tenant_id} {self.day} {self.provider}/{self.model} {self.endpoint}"
+
+
+class UsageRollupState(models.Model):
+    """A single row: every closed UTC day before `rolled_until` is in `llm_usage_daily`.
+
+    A watermark rather than a list of days, so that a day without any usage counts as
+    rolled up too and the stats query can split its window with one comparison. Rollup
+    rows exist only for days before it.
+    `rolled_until_at` is the same instant (midnight UTC) for comparing with timestamps.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
+    rolled_until = models.DateField()
+    rolled_until_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "llm_usage_rollup_state"
+
+    def __str__(self):
+        return f"rolled up until {self.rolled_until}"

@@ -1,16 +1,23 @@
 """Reads for the REST API: provider status and usage statistics, computed in the database."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
 
-from django.db.models import Count, F, Max, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import KeyStatus, ProviderConfig, UsageLog
+from .models import KeyStatus, ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
+from .rollup import day_start, rollable_until, utc_today
 from .services import LLMService
+
+logger = logging.getLogger(__name__)
 
 STATS_GROUPS = ("provider", "model", "day", "endpoint")
 
@@ -182,3 +189,164 @@ def usage_stats_for_tenant(
     return usage_stats_in_window(
         usage_logs_for_tenant(tenant), start=start, end=end, group_by=group_by
     )
+
+
+# -- stats through the daily rollup ------------------------------------------------------
+# Filters the rollup can answer (its key columns); any other one reads the usage rows.
+ROLLUP_FILTERS = ("provider", "model", "endpoint", "success", "error_type")
+ROLLUP_ENQUEUED_KEY = "llm_usage_rollup_enqueued:{day}"
+
+
+def _rollup_metrics() -> dict:
+    """`_metrics()` over llm_usage_daily rows: same names, same order, same meaning."""
+    metrics = {
+        "requests": Coalesce(Sum("requests"), 0),
+        "successes": Coalesce(Sum("requests", filter=Q(success=True)), 0),
+        "tokens": Coalesce(Sum("tokens"), 0),
+        "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
+        "completion_tokens": Coalesce(Sum("completion_tokens"), 0),
+        "cost_usd": Sum("cost_usd"),
+        "unpriced_requests": Coalesce(Sum("unpriced_requests"), 0),
+        "latency_sum": Coalesce(Sum("latency_sum"), 0),
+        "max_latency_ms": Max("latency_max"),
+    }
+    return {AGG + name: expression for name, expression in metrics.items()}
+
+
+def _grouped(queryset: QuerySet, group_by: str | None, day_key, metrics: dict) -> QuerySet:
+    queryset = queryset.order_by()
+    if group_by is None:
+        # A constant is not grouped by: one row of totals (zeros on no rows), and the
+        # same columns as the grouped branches so that they can be combined.
+        grouped = queryset.values(key=Value(0))
+    elif group_by == "day":
+        grouped = queryset.values(key=day_key)
+    else:
+        grouped = queryset.values(key=F(group_by))
+    return grouped.annotate(**metrics)
+
+
+def _merge(rows: list[dict]) -> dict:
+    """One group's partial rows (rollup days, edge days) as one row of `_metrics()`."""
+    merged = _fold(rows)
+    # UNION ALL may widen the column types (a bigint sum next to a numeric one).
+    for name in SUMMED:
+        merged[name] = int(merged[name])
+    if merged["max_latency_ms"] is not None:
+        merged["max_latency_ms"] = int(merged["max_latency_ms"])
+    return merged
+
+
+def usage_stats_for_window(
+    tenant: Tenant,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group_by: str | None = None,
+    filters: dict | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """What GET /api/llm/usage/stats answers; the same result as `usage_stats_in_window`.
+
+    [start, end) is split in three: the whole closed UTC days that are rolled up (read
+    from llm_usage_daily), and before and after them the partial days, the open day and
+    closed days not rolled up yet (read from llm_usage_logs). The watermark is read
+    inside the same statement, so the parts are one UNION ALL of grouped aggregates,
+    ordered by key in the database; Python only adds up each key's few partial rows.
+    """
+    if group_by is not None and group_by not in STATS_GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
+    now = now or timezone.now()
+    end = end or now
+    start = start or end - DEFAULT_STATS_WINDOW
+    if start >= end:
+        raise InvalidWindow("from must be earlier than to.")
+    filters = {name: value for name, value in (filters or {}).items() if value is not None}
+    raw = usage_logs_for_tenant(tenant).filter(**filters)
+    window = {"from": start, "to": end, "group_by": group_by}
+
+    # Whole UTC days inside the window that are over: the only ones a rollup can hold.
+    first_day = utc_today(start)
+    if start > day_start(first_day):  # (no arithmetic before the day: from=0001-01-01)
+        first_day += timedelta(days=1)
+    last_day = min(utc_today(end), utc_today(now))  # exclusive
+    if first_day >= last_day or not set(filters) <= set(ROLLUP_FILTERS):
+        return {
+            **window,
+            **usage_stats(raw.filter(created_at__gte=start, created_at__lt=end), group_by=group_by),
+        }
+    _enqueue_rollup_once_a_day(now)
+
+    lo, hi = day_start(first_day), day_start(last_day)
+    watermark = UsageRollupState.objects.filter(pk=UsageRollupState.SINGLETON)
+    rolled_until_at = Subquery(watermark.values("rolled_until_at")[:1])
+    day_of_row = UTCDate("created_at")
+    raw_metrics = _metrics()
+    parts = [
+        # Whole days in the window before the watermark: the rollup.
+        _grouped(
+            # Rollup rows exist only for days before the watermark (usage_rollup_days
+            # refuses later ones), so constant bounds suffice here.
+            UsageDailyRollup.objects.for_tenant(tenant).filter(
+                day__gte=first_day, day__lt=last_day, **filters
+            ),
+            group_by,
+            F("day"),
+            _rollup_metrics(),
+        ),
+        # Whole days from the watermark on (none rolled up yet): the usage rows.
+        _grouped(
+            # One lower bound (not two), so that it is the bound of the index range scan.
+            raw.filter(
+                created_at__gte=Greatest(Value(lo), Coalesce(rolled_until_at, Value(lo))),
+                created_at__lt=hi,
+            ),
+            group_by,
+            day_of_row,
+            raw_metrics,
+        ),
+    ]
+    if start < lo:  # the partial first day
+        parts.append(
+            _grouped(
+                raw.filter(created_at__gte=start, created_at__lt=lo),
+                group_by,
+                day_of_row,
+                raw_metrics,
+            )
+        )
+    if hi < end:  # the partial last day, or today
+        parts.append(
+            _grouped(
+                raw.filter(created_at__gte=hi, created_at__lt=end),
+                group_by,
+                day_of_row,
+                raw_metrics,
+            )
+        )
+    combined = parts[0].union(*parts[1:], all=True).order_by("key")
+    rows = [_unprefixed(row) for row in combined]
+    if group_by is None:
+        return {**window, "totals": _finish(_merge(rows)), "groups": None}
+    groups = []
+    for key, partials in groupby(rows, key=lambda row: row["key"]):
+        groups.append({"key": key, **_merge(list(partials))})
+    return {**window, "totals": _finish(_fold(groups)), "groups": [_finish(g) for g in groups]}
+
+
+def _enqueue_rollup_once_a_day(now: datetime) -> None:
+    """Queue the rollup task for the closed days, at most once per UTC day and cache.
+
+    Only a cache entry and, after the commit, one task row: the rolling itself runs in
+    the worker, never in the request. The task is a no-op when nothing is pending.
+    """
+    # Keyed by the newest day that may be rolled up, so the day's task comes after
+    # yesterday has closed (plus the grace period), not at 00:00:01.
+    if cache.add(ROLLUP_ENQUEUED_KEY.format(day=rollable_until(now)), 1, timeout=2 * 86400):
+        transaction.on_commit(_enqueue_rollup, robust=True)
+
+
+def _enqueue_rollup() -> None:
+    from .tasks import roll_up_usage  # tasks imports the rollup services
+
+    roll_up_usage.enqueue()

@@ -199,6 +199,9 @@ USAGE_FILTER_PARAMETERS = [
 ]
 
 
+USAGE_STATS_FILTERS = ("provider", "model", "endpoint", "success", "error_type", "provider_config")
+
+
 @extend_schema(
     tags=USAGE_TAG,
     summary="Usage totals and breakdowns",
@@ -229,12 +232,20 @@ class UsageStatsView(TenantScopedViewMixin, generics.GenericAPIView):
         filterset = UsageLogFilterSet(request.query_params, queryset=self.get_queryset())
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
+        cleaned = filterset.form.cleaned_data
+        # As django-filter does: an empty value is no filter.
+        filters = {
+            filterset.filters[name].field_name: cleaned[name]
+            for name in USAGE_STATS_FILTERS
+            if cleaned.get(name) not in (None, "")
+        }
         try:
-            stats = selectors.usage_stats_in_window(
-                filterset.qs,
-                start=filterset.form.cleaned_data.get("from"),
-                end=filterset.form.cleaned_data.get("to"),
+            stats = selectors.usage_stats_for_window(
+                self.get_tenant(),
+                start=cleaned.get("from"),
+                end=cleaned.get("to"),
                 group_by=group_by,
+                filters=filters,
             )
         except selectors.InvalidWindow as exc:
             raise ValidationError({"from": [str(exc)]}) from None

@@ -1,0 +1,175 @@
+"""The daily usage rollup (`llm_usage_daily`): filling it for closed UTC days.
+
+A UTC day is immutable once it is over (usage rows are written at "now"), so its usage can
+be aggregated once per (tenant, day, provider, model, endpoint, success, error_type) and
+the stats query reads a few thousand rollup rows instead of a million usage rows. The
+watermark (`UsageRollupState.rolled_until`) says which days are in the table: every day
+before it. Days are filled by the `roll_up_usage` task (enqueued lazily by the stats
+selector, at most once a day) and by `manage.py rollup_usage`.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Count, DateField, Max, Min, Q, Sum, Value
+from django.utils import timezone
+
+from .models import UsageDailyRollup, UsageLog, UsageRollupState
+
+logger = logging.getLogger(__name__)
+
+# A day is rolled up only this long after it ended: a usage row stamped 23:59:59.999 may
+# be committed a moment after midnight, and the rollup must not miss it.
+ROLLUP_GRACE = timedelta(minutes=10)
+
+# The rollup's key columns, named alike in llm_usage_logs and llm_usage_daily.
+KEY_FIELDS = ("provider", "model", "endpoint", "success", "error_type")
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC at the start of `day`."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def utc_today(now: datetime | None = None) -> date:
+    return (now or timezone.now()).astimezone(UTC).date()
+
+
+def rollable_until(now: datetime | None = None) -> date:
+    """The first day that must not be rolled up yet: every day before it is closed."""
+    return utc_today((now or timezone.now()) - ROLLUP_GRACE)
+
+
+def rollup_state() -> UsageRollupState | None:
+    return UsageRollupState.objects.filter(pk=UsageRollupState.SINGLETON).first()
+
+
+def _day_select(day: date):
+    """One day's usage rows grouped by the rollup key, as the rollup table's columns."""
+    aggregates = {
+        # Aliases differ from UsageLog's field names (the ORM refuses collisions); the
+        # INSERT names the target columns explicitly.
+        "r_day": Value(day, output_field=DateField()),
+        "r_requests": Count("success"),
+        "r_tokens": Sum("tokens_used"),
+        "r_prompt_tokens": Sum("prompt_tokens"),
+        "r_completion_tokens": Sum("completion_tokens"),
+        "r_cost_usd": Sum("cost_usd"),
+        "r_unpriced_requests": Count("success", filter=Q(cost_usd__isnull=True)),
+        "r_latency_sum": Sum("latency_ms"),
+        "r_latency_max": Max("latency_ms"),
+    }
+    return (
+        UsageLog.objects.filter(
+            created_at__gte=day_start(day), created_at__lt=day_start(day + timedelta(days=1))
+        )
+        .order_by()
+        .values("tenant_id", *KEY_FIELDS)
+        .annotate(**aggregates)
+    )
+
+
+def _insert_day(day: date) -> int:
+    """INSERT INTO llm_usage_daily … SELECT … GROUP BY: one statement, no row in Python."""
+    select = _day_select(day)
+    query = select.query
+    names = [*query.values_select, *query.annotation_select]
+    columns = [
+        UsageDailyRollup._meta.get_field(name.removeprefix("r_")).column
+        if name != "tenant_id"
+        else "tenant_id"
+        for name in names
+    ]
+    sql, params = query.sql_with_params()
+    qn = connection.ops.quote_name
+    insert = (
+        f"INSERT INTO {qn(UsageDailyRollup._meta.db_table)} "
+        f"({', '.join(qn(c) for c in columns)}) {sql}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(insert, params)
+        return cursor.rowcount
+
+
+class NotRollable(ValueError):
+    """A day that is not closed yet, or after the watermark (days before it come first)."""
+
+
+def usage_rollup_days(days: Iterable[date], *, now: datetime | None = None) -> list[date]:
+    """(Re)compute the rollups of the given closed UTC days, each in its own transaction.
+
+    A day's rollup rows are replaced (delete + one INSERT … SELECT … GROUP BY). A day at
+    the watermark moves it on by one day. A day after the watermark is refused, so that
+    rollup rows only ever exist for days before it: the stats query can then read the
+    rollup table with constant bounds (and an exact index range).
+    """
+    today = utc_today(now)
+    done = []
+    for day in sorted(set(days)):
+        if day >= today:
+            raise NotRollable(f"{day} is not a closed UTC day (today is {today}).")
+        with transaction.atomic():
+            # The lock serialises concurrent runs (two workers, a worker and the command).
+            state = (
+                UsageRollupState.objects.select_for_update()
+                .filter(pk=UsageRollupState.SINGLETON)
+                .first()
+            )
+            if state is None or day > state.rolled_until:
+                until = state.rolled_until if state else None
+                raise NotRollable(
+                    f"{day} is after the rolled-up days (until {until}): roll up the days "
+                    "before it first (usage_rollup_pending / manage.py rollup_usage)."
+                )
+            UsageDailyRollup.objects.filter(day=day).delete()
+            rows = _insert_day(day)
+            if day == state.rolled_until:
+                _set_watermark(day + timedelta(days=1))
+        logger.info("usage rollup: %s, %s rows", day, rows)
+        done.append(day)
+    return done
+
+
+def _set_watermark(until: date) -> None:
+    UsageRollupState.objects.update_or_create(
+        pk=UsageRollupState.SINGLETON,
+        defaults={"rolled_until": until, "rolled_until_at": day_start(until)},
+    )
+
+
+def usage_rollup_pending(*, now: datetime | None = None) -> list[date]:
+    """Roll up every closed day that is not yet: from the watermark up to yesterday
+    (yesterday only ROLLUP_GRACE after midnight).
+
+    On the first run the watermark starts at the first day with any usage (the days
+    before it have none, so they count as rolled up); with no usage at all, at today.
+    """
+    today = rollable_until(now)
+    with transaction.atomic():
+        state = (
+            UsageRollupState.objects.select_for_update()
+            .filter(pk=UsageRollupState.SINGLETON)
+            .first()
+        )
+        if state is None:
+            first = UsageLog.objects.order_by().aggregate(first=Min("created_at"))["first"]
+            start = min(utc_today(first), today) if first is not None else today
+            _set_watermark(start)
+        else:
+            start = state.rolled_until
+    return usage_rollup_days(
+        (start + timedelta(days=n) for n in range((today - start).days)), now=now
+    )
+
+
+def usage_rollup_rebuild(*, now: datetime | None = None) -> list[date]:
+    """Drop every rollup and the watermark, then roll up all closed days again.
+
+    Until it is done the stats read the usage rows (correct, only slower).
+    """
+    with transaction.atomic():
+        UsageRollupState.objects.all().delete()
+        UsageDailyRollup.objects.all().delete()
+    return usage_rollup_pending(now=now)
