@@ -50,14 +50,23 @@ class Stack:
         out = manage(self.env, "shell", "-c", CREATE_TENANTS.format(ids=list(tenant_ids))).stdout
         return dict(line.split(" ", 1) for line in out.strip().splitlines()[-len(tenant_ids) :])
 
-    def start_server(self, **env_overrides) -> Gunicorn:
-        """Start gunicorn (after stopping a running one) on the same database."""
-        self.stop_server()
+    def start_server(self, port: int | None = None, **env_overrides) -> Gunicorn:
+        """Start gunicorn on the stack's database (on a free port unless given)."""
         self.servers_started += 1
         env = {**self.env, **{k: str(v) for k, v in env_overrides.items()}}
         log = self.tmp_path / f"gunicorn-{self.servers_started}.log"
-        self.server = Gunicorn(env, log).start()
+        self.server = Gunicorn(env, log, port=port).start()
         return self.server
+
+    def restart_server(self, **env_overrides) -> Gunicorn:
+        """Stop the running gunicorn, then start a new one on the same port and database."""
+        old = self.server
+        old.stop()
+        assert old.process.returncode is not None
+        return self.start_server(port=old.port, **env_overrides)
+
+    def server_logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("gunicorn-*.log")))
 
     def stop_server(self):
         if self.server is not None:
