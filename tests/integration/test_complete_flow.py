@@ -93,6 +93,7 @@ def test_configure_test_build_and_usage_account_for_every_call(stack, upstream):
     assert build["totals"]["tokens_used"] == total(BUILD_KINDS, 0) + total(BUILD_KINDS, 1)
     assert build["totals"]["prompt_tokens"] == total(BUILD_KINDS, 0)
     assert build["totals"]["completion_tokens"] == total(BUILD_KINDS, 1)
+    assert build["totals"]["cost_usd"] == "0.00000000"  # `local` is free
 
     # Every call reached the upstream with the caller's own key.
     by_key = {}
