@@ -114,8 +114,11 @@ def test_startup_validation_reports_a_reachable_and_an_unreachable_provider(stac
     assert validation["mode"] == "models"
     assert (validation["reachable"], validation["unreachable"], validation["unusable"]) == (1, 1, 0)
     assert validation["total"] == 2
-    healthz_text = stack.bodies[-2]
-    assert "tenant_" not in healthz_text and KEY_UP not in healthz_text
+    healthz = stack.get("/healthz")
+    assert healthz.json()["checks"]["validation"] == validation
+    # Counts only: no tenant, config or key.
+    assert "tenant_" not in healthz.text and KEY_UP not in healthz.text
+    assert up_config["id"] not in healthz.text and down_config["id"] not in healthz.text
 
     server_log = stack.server.log()
     warnings = [
