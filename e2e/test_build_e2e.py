@@ -38,8 +38,13 @@ def restore_signal_handlers():
 def test_a_build_against_the_real_model_ends_cleanly_and_is_fully_accounted(
     tenant_client, llama_base_url, settings, restore_signal_handlers
 ):
-    # Short answers keep the run to a few minutes on two cores; the context is 2048.
-    settings.BUILD_MAX_TOKENS = 256
+    # Short answers and one iteration (two calls) keep the run short on two cores; the
+    # context is 2048. On a busy machine the model has produced as little as 2 tokens/s,
+    # so each call gets a generous read timeout and no retry (a retry would only queue
+    # behind the abandoned request in llama-server's single slot).
+    settings.BUILD_MAX_TOKENS = 192
+    settings.LLM_REQUEST_TIMEOUT = 300
+    settings.LLM_MAX_RETRIES = 0
     llm_provider_service.save_provider_config(
         tenant_id=tenant_client.tenant.pk,
         provider="local",
@@ -49,7 +54,7 @@ def test_a_build_against_the_real_model_ends_cleanly_and_is_fully_accounted(
 
     response = tenant_client.post(
         "/api/build/start",
-        {"prompt": "A to-do list web app with user accounts.", "max_iterations": 2},
+        {"prompt": "A to-do list web app with user accounts.", "max_iterations": 1},
         format="json",
     )
     assert response.status_code == 202, response.content
