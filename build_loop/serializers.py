@@ -81,7 +81,8 @@ class BuildSerializer(serializers.ModelSerializer):
             "tokens_used": build.total_tokens,
             "prompt_tokens": build.total_prompt_tokens,
             "completion_tokens": build.total_completion_tokens,
-            "cost_usd": None if build.total_cost_usd is None else str(build.total_cost_usd),
+            # Fixed-point like every other cost: SQLite hands back Decimal("0E-8") for zero.
+            "cost_usd": None if build.total_cost_usd is None else f"{build.total_cost_usd:f}",
             "latency_ms": build.total_latency_ms,
         }
 

@@ -4,7 +4,6 @@ Outside `testpaths`, so `make test` never collects it; run `bash scripts/e2e.sh`
 (`make test-e2e`), which starts the server and sets SWITCHYARD_E2E_BASE_URL.
 """
 
-import os
 from decimal import Decimal
 
 import pytest
@@ -16,14 +15,6 @@ from llm_providers.services import LLMService, llm_provider_service
 pytestmark = pytest.mark.e2e
 
 MODEL_ALIAS = "gemma-3-270m"
-
-
-@pytest.fixture(scope="session")
-def llama_base_url():
-    url = os.environ.get("SWITCHYARD_E2E_BASE_URL", "").rstrip("/")
-    if not url:
-        pytest.fail("SWITCHYARD_E2E_BASE_URL is not set: run scripts/e2e.sh (make test-e2e).")
-    return url
 
 
 @pytest.fixture

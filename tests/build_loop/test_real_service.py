@@ -3,18 +3,13 @@
 The provider is `local` pointed at pytest-httpserver on 127.0.0.1, so the whole path runs:
 API → on_commit enqueue → django-tasks-db → worker → LLMService → HTTP → usage rows.
 
-Not here yet (issue 5 item 7, they need the REST API and validation of issue 4): the
-complete-flow tests configure → test → build → `/api/llm/usage/stats` through the API, a
-config surviving a server restart, and startup validation counts in `/healthz`.
+The complete flow through the REST API of a real server (configure → test → build →
+usage stats, restarts, start-up validation) is in tests/integration/.
 """
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -27,32 +22,11 @@ from build_loop.models import Build, BuildStatus, StepStatus
 from llm_providers.models import UsageLog
 from tests.build_loop.fakes import BLUEPRINT, REFINED, failing_review, passing_review
 from tests.factories import ProviderConfigFactory
+from tests.support.processes import manage, process_env, subprocess_database
+from tests.support.upstream import MODEL, chat_reply
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 START = "/api/build/start"
 CHAT = "/v1/chat/completions"
-MODEL = "gemma-3-270m"
-
-
-def chat_reply(content: str, prompt_tokens=30, completion_tokens=20) -> dict:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": 1764300000,
-        "model": MODEL,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
 
 
 @pytest.fixture
@@ -267,31 +241,14 @@ def test_a_separate_db_worker_process_runs_a_build_enqueued_by_another_process(
         httpserver.expect_ordered_request(CHAT, method="POST").respond_with_json(
             chat_reply(content)
         )
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "DATABASE_"))},
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "LLM_MAX_RETRIES": "0",
-    }
-
-    def manage(*args):
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout
-
-    manage("migrate", "--noinput", "-v", "0")
-    base_url = httpserver.url_for("/v1").rstrip("/")
-    build_id = manage("shell", "-c", SETUP.format(model=MODEL, base_url=base_url)).split()[-1]
-    manage("db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval", "0")
-    report = json.loads(manage("shell", "-c", REPORT).splitlines()[-1])
+    with subprocess_database(tmp_path) as database_url:
+        env = process_env(database_url, tmp_path)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        base_url = httpserver.url_for("/v1").rstrip("/")
+        setup = SETUP.format(model=MODEL, base_url=base_url)
+        build_id = manage(env, "shell", "-c", setup).stdout.split()[-1]
+        manage(env, "db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval", "0")
+        report = json.loads(manage(env, "shell", "-c", REPORT).stdout.splitlines()[-1])
 
     httpserver.check_assertions()
     assert build_id

@@ -1,12 +1,11 @@
 """Fixtures for the provider tests: no real waiting, fake keys, configs per provider."""
 
-import socket
-
 import pytest
 from pytest_httpserver import HTTPServer
 
 from llm_providers import http
 from tests.factories import ProviderConfigFactory
+from tests.support.processes import closed_port_url  # noqa: F401 (re-exported for the tests here)
 
 OPENAI_KEY = "sk-test-fake-key-0001"
 ANTHROPIC_KEY = "sk-ant-test-fake-key-0002"
@@ -120,11 +119,3 @@ def upstream(_threaded_server):
 
 def base_url(server) -> str:
     return server.url_for("/v1")
-
-
-def closed_port_url() -> str:
-    """A loopback URL nobody listens on: connections are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"

@@ -1,21 +1,20 @@
-import json
 import logging
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
-from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-from cryptography.fernet import Fernet
 from django.db import OperationalError
 from django.test import override_settings
 
 from llm_providers import startup
+from tests.support.processes import (
+    Gunicorn,
+    closed_port_url,
+    manage,
+    process_env,
+    subprocess_database,
+    wait_for_validation,
+)
 
 GUNICORN_ENV = {"SERVER_SOFTWARE": "gunicorn/27.0.1"}
 
@@ -149,100 +148,39 @@ def test_processes_sharing_a_cache_validate_once_per_interval():
 
 
 # -- a real serving process ----------------------------------------------------------------
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(env, *args):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-
-
-def wait_for_validation(url, process, deadline_seconds=60):
-    """Poll /healthz until the background validation has reported (or give up)."""
-    deadline = time.monotonic() + deadline_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                body = json.load(response)
-            if body["checks"]["validation"]["status"] != "not_run":
-                return body
-        except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail("the start-up validation never reached /healthz")
+# The helpers are shared with the complete-flow tests (tests/integration/).
 
 
 def test_gunicorn_validates_in_the_background_and_healthz_reports_it(tmp_path, httpserver):
     httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": []})
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "test-only-secret-key-for-the-gunicorn-test",
-        "FIELD_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        # Its own cache: the default file cache is shared with every server this worktree
-        # started in the last minute, whose start-up lock would skip this validation.
-        "CACHE_URL": f"filecache://{tmp_path / 'cache'}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DEBUG": "false",
-        "SECURE_SSL_REDIRECT": "false",
-        "LLM_VALIDATE_ON_STARTUP": "true",
-        "LLM_VALIDATION_MODE": "models",
-        "LLM_MAX_RETRIES": "0",
-        "LOG_LEVEL": "INFO",
-    }
-    migrate = manage(env, "migrate", "--noinput")
-    seeded = manage(
-        env,
-        "shell",
-        "-c",
-        "from llm_providers.services import llm_provider_service as s\n"
-        f"s.save_provider_config(tenant_id='tenant_up', provider='local', default_model='m',"
-        f" base_url='{httpserver.url_for('/v1')}', api_key='sk-test-fake-key-0006')\n"
-        f"s.save_provider_config(tenant_id='tenant_down', provider='local', default_model='m',"
-        f" base_url='http://127.0.0.1:{free_port()}/v1')\n",
-    )
-    # Neither command validated anything.
-    for completed in (migrate, seeded):
-        assert "LLM provider" not in completed.stdout + completed.stderr
-
-    port = free_port()
-    log_path = tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(gunicorn), "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    with subprocess_database(tmp_path) as database_url:
+        env = process_env(database_url, tmp_path, LLM_VALIDATE_ON_STARTUP="true")
+        migrate = manage(env, "migrate", "--noinput")
+        seeded = manage(
+            env,
+            "shell",
+            "-c",
+            "from llm_providers.services import llm_provider_service as s\n"
+            f"s.save_provider_config(tenant_id='tenant_up', provider='local', default_model='m',"
+            f" base_url='{httpserver.url_for('/v1')}', api_key='sk-test-fake-key-0006')\n"
+            f"s.save_provider_config(tenant_id='tenant_down', provider='local', default_model='m',"
+            f" base_url='{closed_port_url()}')\n",
         )
-    try:
-        body = wait_for_validation(f"http://127.0.0.1:{port}/healthz", process)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        # Neither command validated anything.
+        for completed in (migrate, seeded):
+            assert "LLM provider" not in completed.stdout + completed.stderr
+
+        server = Gunicorn(env, tmp_path / "gunicorn.log")
+        try:
+            server.start()
+            body = wait_for_validation(server.base_url, server.process)
+        finally:
+            server.stop()
 
     validation = body["checks"]["validation"]
     assert body["status"] == "degraded"
     assert (validation["reachable"], validation["unreachable"], validation["total"]) == (1, 1, 2)
-    output = log_path.read_text()
+    output = server.log()
     warnings = [line for line in output.splitlines() if "WARNING llm_providers.validation" in line]
     assert len(warnings) == 1
     assert "unreachable: provider=local tenant=tenant_down" in warnings[0]
