@@ -64,6 +64,11 @@ def main() -> int:
     ap.add_argument("--database-url", default="")
     ap.add_argument("--top", type=int, default=0)
     ap.add_argument("--port", type=int, default=18093)
+    ap.add_argument(
+        "--drop-middleware",
+        default="",
+        help="middleware class names to leave out (what they cost: compare the CPU per call)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="switchyard-profile-"))
@@ -114,6 +119,11 @@ def run(args, work: Path) -> int:
         sys.stdout = sys_stdout
     key = buf.getvalue().strip().splitlines()[-1]
 
+    if args.drop_middleware:
+        from django.conf import settings
+
+        drop = set(args.drop_middleware.split(","))
+        settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m.rsplit(".", 1)[-1] not in drop]
     from config.wsgi import application
 
     environ_base = {
@@ -174,6 +184,8 @@ def run(args, work: Path) -> int:
     for _ in range(args.n):
         call()
     profile.disable()
+    if os.environ.get("PROFILE_DUMP"):
+        profile.dump_stats(os.environ["PROFILE_DUMP"])
     stats = pstats.Stats(profile)
     total = None
     rows = []
