@@ -30,7 +30,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
 
 from bench.gateway.bench import NGINX_CONF, NGINX_SERVER, UPSTREAM_BODY  # noqa: E402
 
-BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say ok"}], "max_tokens": 5}
+BODY = {
+    "model": "gpt-4o-mini",
+    "messages": [{"role": "user", "content": "Say ok"}],
+    "max_tokens": 5,
+}
 
 
 def main() -> int:
