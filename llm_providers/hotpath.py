@@ -11,13 +11,14 @@ Tenant scoping: `active_config` is the for_tenant(...).active() query, written o
 `insert_usage_log` sends no pre_save/post_save signals.
 """
 
+from django.conf import settings
 from django.db import connections, router
 
 from tenants.models import Tenant
 
 from .models import ProviderConfig, UsageLog
 
-_insert_sql: dict[str, tuple[str, bool]] = {}
+_insert_sql: dict[tuple[str, bool], tuple[str, bool]] = {}
 _INSERT_FIELDS = [f for f in UsageLog._meta.concrete_fields if not f.primary_key]
 
 
@@ -81,10 +82,21 @@ def _prepare_select(connection) -> tuple[str, list]:
 
 
 def insert_usage_log(row: UsageLog) -> int:
-    """INSERT `row` (one statement) and return its new id."""
+    """INSERT `row` (one statement) and return its new id.
+
+    With LLM_USAGE_ASYNC_COMMIT on PostgreSQL, outside a caller's transaction, the
+    statement (its own transaction) also sets `synchronous_commit = off` for itself alone:
+    `set_config(…, true)` is transaction-local, and evaluating it in RETURNING keeps it
+    one statement, one round trip. Its commit then does not wait for the WAL flush.
+    """
     alias = router.db_for_write(UsageLog)
     connection = connections[alias]
-    cached = _insert_sql.get(connection.vendor)
+    async_commit = (
+        connection.vendor == "postgresql"
+        and getattr(settings, "LLM_USAGE_ASYNC_COMMIT", False)
+        and not connection.in_atomic_block
+    )
+    cached = _insert_sql.get((connection.vendor, async_commit))
     if cached is None:
         q = connection.ops.quote_name
         returning = connection.features.can_return_columns_from_insert
@@ -97,7 +109,9 @@ def insert_usage_log(row: UsageLog) -> int:
         )
         if returning:
             sql += f" RETURNING {q(UsageLog._meta.pk.column)}"
-        cached = _insert_sql[connection.vendor] = (sql, returning)
+            if async_commit:
+                sql += ", set_config('synchronous_commit', 'off', true)"
+        cached = _insert_sql[(connection.vendor, async_commit)] = (sql, returning)
     sql, returning = cached
     # pre_save fills auto_now_add; get_db_prep_save does each field's own conversion.
     values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _INSERT_FIELDS]

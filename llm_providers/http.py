@@ -20,6 +20,7 @@
 """
 
 import email.utils
+import json
 import logging
 import os
 import random
@@ -36,6 +37,8 @@ import requests
 import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import check_header_validity
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import ErrorType, ProviderError
@@ -106,7 +109,51 @@ class CheckedHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = CheckedHTTPSConnection
 
 
-class CheckedAddressAdapter(HTTPAdapter):
+class PooledAdapter(HTTPAdapter):
+    """HTTPAdapter with the per-call work our sessions do not need taken out.
+
+    Measured on the /v1 hot path (bench/README.md): finding the connection pool (URL
+    parsing, pool-key normalisation, the pool manager's lookup) and copying Set-Cookie
+    headers into a cookie jar were ~20 % of the adapter's CPU. Each of our sessions
+    serves one origin, so its pool is remembered per URL (while it stays open, and only
+    without proxies or client certificates); nothing reads a response's cookies (the
+    sessions refuse them). `send` itself is HTTPAdapter's, so test doubles that patch it
+    (`responses`) still intercept.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._pools: dict[str, HTTPConnectionPool] = {}
+        super().__init__(*args, **kwargs)
+
+    def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        if proxies or cert is not None or verify is not True:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        pool = self._pools.get(request.url)
+        if pool is None or pool.pool is None:  # a closed pool has no queue any more
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= 64:
+                self._pools.clear()
+            self._pools[request.url] = pool
+        return pool
+
+    def build_response(self, req, resp):
+        response = requests.Response()
+        response.status_code = getattr(resp, "status", None)
+        response.headers = CaseInsensitiveDict(getattr(resp, "headers", {}))
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url.decode("utf-8") if isinstance(req.url, bytes) else req.url
+        response.request = req
+        response.connection = self
+        return response
+
+    def close(self):
+        self._pools.clear()
+        super().close()
+
+
+class CheckedAddressAdapter(PooledAdapter):
     """An HTTPAdapter whose connections verify the peer address right after connecting."""
 
     def init_poolmanager(self, *args, **kwargs):
@@ -145,7 +192,7 @@ def _new_session(url: str, *, check: bool) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no per-request environment/netrc lookups
     session.cookies.set_policy(_RefuseAllCookies())
-    adapter_class = CheckedAddressAdapter if check else HTTPAdapter
+    adapter_class = CheckedAddressAdapter if check else PooledAdapter
     adapter = adapter_class(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -236,11 +283,11 @@ def send(
         t0 = time.monotonic()
         response = None
         try:
-            response = session.send(
+            # The adapter directly, not `Session.send`: see `_send_prepared`.
+            response = _send_prepared(
+                session,
                 _prepare(session, spec, headers),
-                timeout=(min(CONNECT_TIMEOUT, remaining), min(read_timeout, remaining)),
-                stream=True,
-                allow_redirects=False,
+                (min(CONNECT_TIMEOUT, remaining), min(read_timeout, remaining)),
             )
             result.status_code = response.status_code
             result.headers = response.headers
@@ -289,14 +336,78 @@ def send(
         wait_fn(wait)
 
 
-def _prepare(session: requests.Session, spec: HttpRequestSpec, headers) -> requests.PreparedRequest:
-    """The request as `session.request` would prepare it, without its per-call merging.
+def _send_prepared(session: requests.Session, prepared, timeout) -> requests.Response:
+    """`HTTPAdapter.send` on the session's adapter, without `Session.send` around it.
 
-    Measured on the /v1 hot path (bench/README.md): `Session.request` merges session
-    settings, cookies and the environment on every call, about a tenth of the HTTP
-    client's CPU time. Our sessions have no cookies, no auth and no per-request
-    environment, so only their default headers need merging.
+    Measured on the /v1 hot path (bench/README.md): `Session.send` adds its hooks, cookie
+    jars (ours refuse every cookie), redirect resolution (we never follow redirects: a
+    3xx is reported) and per-call proxy resolution on top of the adapter, ~40 µs a call.
+    The proxies are the session's own, resolved once when it was made. Test doubles
+    (`responses`) intercept at `HTTPAdapter.send`, so they still see every request.
     """
+    adapter = session.get_adapter(prepared.url)
+    return adapter.send(
+        prepared, stream=True, timeout=timeout, verify=True, cert=None, proxies=session.proxies
+    )
+
+
+# spec.url → its prepared form (None: the URL carries credentials, so take the full path)
+_prepared_urls: dict[str, str | None] = {}
+
+
+def _prepare(session: requests.Session, spec: HttpRequestSpec, headers) -> requests.PreparedRequest:
+    """The request as `session.request` would prepare it, without its per-call work.
+
+    Measured on the /v1 hot path (bench/README.md): `PreparedRequest.prepare` parses and
+    re-quotes the URL twice (once for URL credentials), builds an empty cookie jar and
+    a Cookie header from it, on every call, ~60 µs. Our sessions have no cookies, no auth
+    and no per-request environment; the URL's preparation depends on the URL alone, so
+    it is done once per URL, and the headers are still validated on every call.
+    """
+    url = _prepared_urls.get(spec.url, _UNPREPARED)
+    if url is _UNPREPARED:
+        url = _prepared_urls[spec.url] = _prepare_url(spec.url)
+    if url is None:
+        return _prepare_fully(session, spec, headers)
+    prepared = requests.PreparedRequest()
+    prepared.method = spec.method.upper()
+    prepared.url = url
+    merged = CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    for header in merged.items():
+        check_header_validity(header)
+    prepared.headers = merged
+    body = None
+    if spec.json is not None:
+        try:
+            body = json.dumps(spec.json, allow_nan=False).encode("utf-8")
+        except ValueError as exc:
+            raise requests.exceptions.InvalidJSONError(exc, request=prepared) from None
+        merged["Content-Length"] = str(len(body))
+        if "content-type" not in merged:
+            merged["Content-Type"] = "application/json"
+    elif prepared.method not in ("GET", "HEAD") and "content-length" not in merged:
+        merged["Content-Length"] = "0"
+    prepared.body = body
+    prepared.hooks = {"response": []}
+    return prepared
+
+
+_UNPREPARED = object()
+
+
+def _prepare_url(url: str) -> str | None:
+    """`url` as requests prepares it, or None when preparing adds credentials from it."""
+    if len(_prepared_urls) >= 10_000:
+        _prepared_urls.clear()  # bounded: tenants' base URLs are few
+    probe = requests.PreparedRequest()
+    probe.prepare(method="GET", url=url)  # raises InvalidURL & co. as a full prepare would
+    if "Authorization" in probe.headers:
+        return None
+    return probe.url
+
+
+def _prepare_fully(session, spec: HttpRequestSpec, headers) -> requests.PreparedRequest:
     prepared = requests.PreparedRequest()
     prepared.prepare(
         method=spec.method,

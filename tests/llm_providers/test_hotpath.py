@@ -2,7 +2,10 @@
 
 from decimal import Decimal
 
+import pytest
+from django.db import connection, transaction
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from llm_providers import hotpath
 from llm_providers.models import ProviderConfig, UsageLog
@@ -72,3 +75,40 @@ def test_insert_usage_log_ids_increase(tenant):
         for _ in range(3)
     ]
     assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+def _insert_sql(tenant) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as queries:
+        pk = hotpath.insert_usage_log(
+            UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=True)
+        )
+    return pk, queries[-1]["sql"]
+
+
+def test_usage_insert_waits_for_the_wal_flush_by_default(tenant):
+    pk, sql = _insert_sql(tenant)
+    assert UsageLog.objects.filter(pk=pk).exists()
+    assert "synchronous_commit" not in sql
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_commit_opt_in_applies_to_the_usage_insert_alone_on_postgresql(tenant, settings):
+    settings.LLM_USAGE_ASYNC_COMMIT = True
+    pk, sql = _insert_sql(tenant)
+    assert UsageLog.objects.filter(pk=pk).exists()
+    if connection.vendor == "postgresql":
+        assert "set_config('synchronous_commit', 'off', true)" in sql
+        with connection.cursor() as cursor:  # transaction-local: the session keeps its own
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+    else:  # SQLite has no such setting: the statement is unchanged
+        assert "synchronous_commit" not in sql
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_commit_opt_in_leaves_a_callers_transaction_alone(tenant, settings):
+    settings.LLM_USAGE_ASYNC_COMMIT = True
+    with transaction.atomic():
+        pk, sql = _insert_sql(tenant)
+    assert UsageLog.objects.filter(pk=pk).exists()
+    assert "synchronous_commit" not in sql

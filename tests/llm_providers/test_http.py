@@ -393,3 +393,71 @@ def test_a_forked_child_does_not_reuse_the_parents_sessions():
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     )
     assert done.stdout.split() == ["new", "True"], done.stderr
+
+
+def _spec(url, headers=None, body=None):
+    from llm_providers.providers.base import HttpRequestSpec
+
+    return HttpRequestSpec("POST", url, headers or {}, json=body)
+
+
+def _unexpected(status, body, headers):
+    raise AssertionError(f"unexpected HTTP {status}")
+
+
+def test_sends_the_json_body_and_headers_as_prepared_once_per_url(httpserver):
+    httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("ok"))
+    url = httpserver.url_for(CHAT)
+
+    for n in range(2):  # the second call takes the cached preparation of the URL
+        result = http.send(
+            _spec(url, {"Authorization": "Bearer sk-test-fake-key-0001"}, {"n": n}),
+            map_error=_unexpected,
+            check=True,
+        )
+        assert result.ok and json.loads(result.body)["choices"][0]["message"]["content"] == "ok"
+
+    for n, (request, _) in enumerate(httpserver.log):
+        assert request.get_json() == {"n": n}
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.headers["Content-Length"] == str(len(request.get_data()))
+        assert request.headers["Authorization"] == "Bearer sk-test-fake-key-0001"
+        assert request.headers["Idempotency-Key"].startswith("switchyard-")
+        assert "Cookie" not in request.headers
+
+
+def test_credentials_in_the_url_are_still_sent_as_basic_auth(httpserver):
+    httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("ok"))
+    url = httpserver.url_for(CHAT).replace("http://", "http://user:pw@")
+
+    result = http.send(_spec(url, body={"a": 1}), map_error=_unexpected, check=True)
+
+    assert result.ok
+    assert httpserver.log[0][0].headers["Authorization"] == "Basic dXNlcjpwdw=="
+
+
+def test_a_closed_connection_pool_is_replaced_on_the_next_call(httpserver):
+    httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("ok"))
+    url = httpserver.url_for(CHAT)
+    assert http.send(_spec(url, body={}), map_error=_unexpected).ok
+    adapter = http.get_session(url).get_adapter(url)
+    old_pool = adapter._pools[url]
+    adapter.poolmanager.pools.clear()  # the manager forgets it (an eviction) ...
+    old_pool.close()  # ... and it is closed
+
+    result = http.send(_spec(url, body={}), map_error=_unexpected)
+
+    assert result.ok and len(httpserver.log) == 2
+    assert adapter._pools[url] is not old_pool and adapter._pools[url].pool is not None
+
+
+def test_a_header_no_http_request_can_carry_is_a_configuration_error(httpserver):
+    url = httpserver.url_for(CHAT)
+
+    result = http.send(
+        _spec(url, {"Authorization": "Bearer sk-test\nfake"}, {}), map_error=_unexpected
+    )
+
+    assert result.error.type == ErrorType.CONFIGURATION
+    assert "sk-test" not in result.error.message
+    assert httpserver.log == []
