@@ -1,5 +1,7 @@
 """Root fixtures shared by every test package."""
 
+import signal
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -42,3 +44,14 @@ def other_tenant_client(other_tenant):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.plain_key}")
     client.tenant = other_tenant
     return client
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    """db_worker installs its own SIGINT/SIGTERM handlers in this process; restore pytest's."""
+    from tests.support.worker import WORKER_SIGNALS
+
+    saved = {sig: signal.getsignal(sig) for sig in WORKER_SIGNALS}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)

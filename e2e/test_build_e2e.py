@@ -6,10 +6,7 @@ The tiny model may or may not answer in usable JSON; either way the loop must en
 the build's totals are the sums of those rows.
 """
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 from django.db.models import Sum
 from django_tasks_db.models import DBTaskResult
 
@@ -17,26 +14,16 @@ from build_loop.models import Build, BuildStatus, StepStatus
 from llm_providers.errors import ErrorType
 from llm_providers.models import UsageLog
 from llm_providers.services import llm_provider_service
+from tests.support.worker import run_worker_until_idle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 MODEL_ALIAS = "gemma-3-270m"
 
 
-@pytest.fixture
-def restore_signal_handlers():
-    # db_worker installs its own SIGINT/SIGTERM handlers in this process.
-    import signal
-
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_build_against_the_real_model_ends_cleanly_and_is_fully_accounted(
-    tenant_client, llama_base_url, settings, restore_signal_handlers
+    tenant_client, llama_base_url, settings, keep_signal_handlers
 ):
     # Short answers and one iteration (two calls) keep the run short on two cores; the
     # context is 2048. On a busy machine the model has produced as little as 2 tokens/s,
@@ -58,16 +45,7 @@ def test_a_build_against_the_real_model_ends_cleanly_and_is_fully_accounted(
         format="json",
     )
     assert response.status_code == 202, response.content
-    call_command(
-        "db_worker",
-        "--batch",
-        "--no-reload",
-        "--no-startup-delay",
-        "--interval",
-        "0",
-        stdout=StringIO(),
-        stderr=StringIO(),
-    )
+    run_worker_until_idle()
 
     build = Build.objects.get(pk=response.json()["id"])
     steps = list(build.steps.order_by("position"))

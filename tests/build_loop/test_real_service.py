@@ -8,12 +8,9 @@ usage stats, restarts, start-up validation) is in tests/integration/.
 """
 
 import json
-import signal
-from io import StringIO
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.management import call_command
 from django.db.models import Sum
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
@@ -24,6 +21,7 @@ from tests.build_loop.fakes import BLUEPRINT, REFINED, failing_review, passing_r
 from tests.factories import ProviderConfigFactory
 from tests.support.processes import manage, process_env, subprocess_database
 from tests.support.upstream import MODEL, chat_reply
+from tests.support.worker import run_worker_until_idle
 
 START = "/api/build/start"
 CHAT = "/v1/chat/completions"
@@ -39,27 +37,6 @@ def local_llm(tenant, httpserver, settings):
         base_url=httpserver.url_for("/v1").rstrip("/"),
         default_model=MODEL,
         api_key="",
-    )
-
-
-@pytest.fixture
-def keep_signal_handlers():
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
-def run_worker_until_idle():
-    call_command(
-        "db_worker",
-        "--batch",
-        "--no-reload",
-        "--no-startup-delay",
-        "--interval",
-        "0",
-        stdout=StringIO(),
-        stderr=StringIO(),
     )
 
 

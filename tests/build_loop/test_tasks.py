@@ -1,44 +1,16 @@
 """Builds through the real task backend: django-tasks-db and its `db_worker` command."""
 
 import json
-import signal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django_tasks_db.models import DBTaskResult
 
 from build_loop.models import Build, BuildStatus
 from llm_providers.models import UsageLog
 from tests.build_loop.fakes import BLUEPRINT, failing_review, passing_review
+from tests.support.worker import run_worker_until_idle
 
 START = "/api/build/start"
-
-
-@pytest.fixture
-def keep_signal_handlers():
-    """db_worker installs its own SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
-
-
-def run_worker_until_idle():
-    out = StringIO()
-    call_command(
-        "db_worker",
-        "--batch",
-        "--no-reload",
-        "--no-startup-delay",
-        "--interval",
-        "0",
-        "--worker-id",
-        "test-worker",
-        stdout=out,
-        stderr=out,
-    )
-    return out.getvalue()
 
 
 @pytest.mark.django_db(transaction=True)
