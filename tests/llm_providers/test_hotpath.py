@@ -94,6 +94,11 @@ def test_usage_insert_waits_for_the_wal_flush_by_default(tenant):
 @pytest.mark.django_db(transaction=True)
 def test_async_commit_opt_in_applies_to_the_usage_insert_alone_on_postgresql(tenant, settings):
     settings.LLM_USAGE_ASYNC_COMMIT = True
+    if connection.vendor == "postgresql":
+        # The session's own value, set explicitly: CI's throwaway server runs with
+        # synchronous_commit=off as its default.
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = on")
     pk, sql = _insert_sql(tenant)
     assert UsageLog.objects.filter(pk=pk).exists()
     if connection.vendor == "postgresql":
@@ -101,6 +106,7 @@ def test_async_commit_opt_in_applies_to_the_usage_insert_alone_on_postgresql(ten
         with connection.cursor() as cursor:  # transaction-local: the session keeps its own
             cursor.execute("SHOW synchronous_commit")
             assert cursor.fetchone()[0] == "on"
+            cursor.execute("RESET synchronous_commit")
     else:  # SQLite has no such setting: the statement is unchanged
         assert "synchronous_commit" not in sql
 
