@@ -68,7 +68,7 @@ class ProviderConfigForm(forms.ModelForm):
         try:
             # The same rules the service applies when saving (provider, model, base URL
             # safety, key required), surfaced as form errors instead of a failed save.
-            llm_provider_service._validate(candidate)
+            llm_provider_service.clean_provider_config(candidate)
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)

@@ -43,7 +43,7 @@ class ProviderConfigService:
             metadata=metadata if metadata is not None else {},
         )
         config.set_api_key((api_key or "").strip())
-        self._validate(config)
+        self.clean_provider_config(config)
         with transaction.atomic():
             tenant = self._tenant_for_update(tenant_id, create=True)
             config.tenant = tenant
@@ -83,7 +83,7 @@ class ProviderConfigService:
         if metadata is not UNSET:
             config.metadata = metadata or {}
             fields.append("metadata")
-        self._validate(config)
+        self.clean_provider_config(config)
         if fields:
             config.save(update_fields=[*fields, "updated_at"])
         return config
@@ -132,7 +132,8 @@ class ProviderConfigService:
         tenant.save(force_insert=True)
         return tenant
 
-    def _validate(self, config: ProviderConfig) -> None:
+    def clean_provider_config(self, config: ProviderConfig) -> None:
+        """Raise ValidationError (by field) unless `config` may be saved; normalises base_url."""
         errors = {}
         if config.provider not in Provider.values:
             known = ", ".join(Provider.values)
