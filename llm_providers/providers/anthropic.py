@@ -61,6 +61,7 @@ class AnthropicAdapter(ProviderAdapter):
     base_url_setting = "ANTHROPIC_BASE_URL"
     key_setting = "ANTHROPIC_API_KEY"
     default_max_tokens = 4096  # Anthropic requires max_tokens; used when the caller gives none
+    auth_header_names = ("x-api-key",)
 
     def auth_headers(self, api_key, extra=None, *, json_body=True):
         own = {"Accept": "application/json", "anthropic-version": API_VERSION}
@@ -68,7 +69,7 @@ class AnthropicAdapter(ProviderAdapter):
             own["Content-Type"] = "application/json"
         if api_key:
             own["x-api-key"] = api_key
-        return merged_headers(extra, own)
+        return merged_headers(extra, own, self.auth_header_names)
 
     def metadata_headers(self, metadata):
         headers = (metadata or {}).get("headers") or {}

@@ -6,6 +6,7 @@ Adapters are pure: they build request descriptions and parse bodies; they never 
 """
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,6 +181,7 @@ class ProviderAdapter:
     base_url_setting: str | None = None  # e.g. "OPENAI_BASE_URL"
     key_setting: str | None = None  # the environment fallback's key, e.g. "OPENAI_API_KEY"
     requires_api_key: bool = True
+    auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
 
@@ -280,12 +282,62 @@ class ProviderAdapter:
         return headers.get("x-request-id") or headers.get("request-id")
 
 
-def merged_headers(extra: Mapping[str, str] | None, own: dict[str, str]) -> dict[str, str]:
-    """A config's extra headers, with ours (auth, content type) always winning."""
+# Headers a config's `metadata.headers` may never set: the message framing and hop-by-hop
+# headers (a request-smuggling primitive: Content-Length and Transfer-Encoding together),
+# Host (a name-based virtual host on an allowed address) and what proxies add or read.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+    }
+)
+FORBIDDEN_HEADER_PREFIXES = ("proxy-", "x-forwarded-")
+HEADER_NAME_RE = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}\Z")  # RFC 9110 token
+MAX_HEADER_VALUE_LENGTH = 4096
+
+
+def header_problem(name: str, auth_headers: Iterable[str] = ()) -> str | None:
+    """Why a config may not send header `name` (None when it may)."""
+    if not HEADER_NAME_RE.match(name):
+        return f"{name!r} is not a valid header name."
+    lowered = name.lower()
+    if lowered in FORBIDDEN_HEADERS or lowered.startswith(FORBIDDEN_HEADER_PREFIXES):
+        return f"{name} is a framing, hop-by-hop or proxy header, which a config cannot set."
+    if lowered in {h.lower() for h in auth_headers}:
+        return f"{name} carries the API key: set `api_key` instead (it is stored encrypted)."
+    return None
+
+
+def merged_headers(
+    extra: Mapping[str, str] | None, own: dict[str, str], auth_headers: Iterable[str] = ()
+) -> dict[str, str]:
+    """A config's extra headers, with ours (auth, content type) always winning.
+
+    Headers `header_problem` refuses are dropped here too (rows saved before the rule),
+    and so are the adapter's auth headers even when no key is set.
+    """
     headers: dict[str, str] = {}
     if extra:
         lowered = {k.lower() for k in own}
-        headers.update({k: str(v) for k, v in extra.items() if k.lower() not in lowered})
+        headers.update(
+            {
+                k: str(v)
+                for k, v in extra.items()
+                if k.lower() not in lowered and header_problem(str(k), auth_headers) is None
+            }
+        )
     headers.update(own)
     return headers
 
