@@ -190,6 +190,8 @@ class AnthropicAdapter(ProviderAdapter):
         return headers.get("request-id") or headers.get("x-request-id")
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
+        if event.error is not None:  # the parser hit a bound (iter_sse)
+            return StreamDelta(error=event.error)
         try:
             data = json.loads(event.data) if event.data else {}
         except ValueError:

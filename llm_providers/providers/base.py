@@ -78,6 +78,7 @@ class ChatReply:
 class SSEEvent:
     event: str | None
     data: str
+    error: ProviderError | None = None  # the parser gave up (a bound); the stream ends here
 
 
 @dataclass
@@ -108,22 +109,50 @@ class BadResponse(Exception):
     """The provider answered 2xx with something that is not a usable reply."""
 
 
-def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
-    """Parse a server-sent-events byte stream into events (`event:` / `data:` lines)."""
-    buffer = b""
+# Bounds on what a provider may stream: one line (an event's `data:` line holds one JSON
+# chunk, a few KB) and the whole stream (a long answer is a few MB; non-streamed replies
+# are capped at 16 MB in http.py).
+MAX_SSE_LINE_BYTES = 1024 * 1024
+MAX_SSE_STREAM_BYTES = 64 * 1024 * 1024
+
+
+def iter_sse(
+    chunks: Iterable[bytes],
+    *,
+    max_line_bytes: int = MAX_SSE_LINE_BYTES,
+    max_stream_bytes: int = MAX_SSE_STREAM_BYTES,
+) -> Iterator[SSEEvent]:
+    """Parse a server-sent-events byte stream into events (`event:` / `data:` lines).
+
+    Each byte is scanned for a line end once (a long line costs linear time), and a line
+    or a stream past its bound ends the parse with an event carrying a bad_response
+    error, which the adapters pass on as the stream's error.
+    """
+    buffer = bytearray()
+    pos = 0  # start of the current line in `buffer`
+    scanned = 0  # bytes before this hold no line end of the current line
+    total = 0
     event: str | None = None
     data: list[str] = []
     for chunk in chunks:
         if not chunk:
             continue
+        total += len(chunk)
+        if total > max_stream_bytes:
+            yield _bound_error(f"The stream is larger than {max_stream_bytes} bytes.")
+            return
         buffer += chunk
         while True:
-            cut = _line_end(buffer)
+            cut = _line_end(buffer, max(scanned, pos))
             if cut is None:
+                # A lone \r at the end may be the first half of \r\n: look at it again.
+                scanned = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
                 break
             end, skip = cut
-            line = buffer[:end].decode("utf-8", errors="replace")
-            buffer = buffer[end + skip :]
+            if end - pos > max_line_bytes:
+                break
+            line = buffer[pos:end].decode("utf-8", errors="replace")
+            pos = scanned = end + skip
             if not line:
                 if data or event:
                     yield SSEEvent(event, "\n".join(data))
@@ -138,6 +167,12 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
                 data.append(value)
             elif name == "event":
                 event = value
+        if len(buffer) - pos > max_line_bytes:
+            yield _bound_error(f"The stream sent a line longer than {max_line_bytes} bytes.")
+            return
+        del buffer[:pos]  # once per chunk, not per line: no quadratic copying
+        scanned -= pos
+        pos = 0
     if buffer.strip():
         name, _, value = buffer.decode("utf-8", errors="replace").partition(":")
         if name == "data":
@@ -146,15 +181,19 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
         yield SSEEvent(event, "\n".join(data))
 
 
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    for i, byte in enumerate(buffer):
-        if byte == 0x0A:  # \n
-            return i, 1
-        if byte == 0x0D:  # \r or \r\n
-            if i + 1 == len(buffer):
-                return None  # wait: it may be the first half of \r\n
-            return i, 2 if buffer[i + 1] == 0x0A else 1
-    return None
+def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    """(index, length) of the first line end at or after `start`, None when there is none."""
+    lf = buffer.find(b"\n", start)
+    cr = buffer.find(b"\r", start, lf if lf != -1 else len(buffer))
+    if cr == -1:
+        return None if lf == -1 else (lf, 1)
+    if cr + 1 == len(buffer):
+        return None  # wait: it may be the first half of \r\n
+    return cr, 2 if buffer[cr + 1] == 0x0A else 1
+
+
+def _bound_error(message: str) -> SSEEvent:
+    return SSEEvent(None, "", error=ProviderError(ErrorType.BAD_RESPONSE, message))
 
 
 def parse_json(body: bytes | str) -> Any:

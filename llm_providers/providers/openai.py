@@ -133,6 +133,8 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         )
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
+        if event.error is not None:  # the parser hit a bound (iter_sse)
+            return StreamDelta(error=event.error)
         payload = event.data.strip()
         if payload == "[DONE]":
             return StreamDelta(done=True, usage=state.usage, finish_reason=state.finish_reason)
