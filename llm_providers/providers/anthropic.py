@@ -44,6 +44,13 @@ ERROR_TYPES = {
     "overloaded_error": ErrorType.OVERLOADED,
 }
 
+# What the body's type may turn a status-derived type into (Anthropic sends billing
+# errors as 400; a 5xx may say it is an overload or a timeout).
+BODY_REFINEMENTS = {
+    ErrorType.INVALID_REQUEST: frozenset({ErrorType.QUOTA_EXCEEDED}),
+    ErrorType.SERVER_ERROR: frozenset({ErrorType.OVERLOADED, ErrorType.TIMEOUT}),
+}
+
 # Stop reasons that legitimately come without a text block.
 NO_TEXT_OK = frozenset({"tool_use", "refusal", "max_tokens", "pause_turn"})
 
@@ -180,9 +187,13 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
     def classify(self, status, upstream_type, code):
-        if upstream_type in ERROR_TYPES:
-            return ERROR_TYPES[upstream_type]
-        return super().classify(status, upstream_type, code)
+        # The status decides whose fault it is (a 401 is never the client's, whatever the
+        # body says); the body's type only narrows it within the same kind of fault.
+        by_status = super().classify(status, upstream_type, code)
+        by_body = ERROR_TYPES.get(upstream_type)
+        if by_body in BODY_REFINEMENTS.get(by_status, ()):
+            return by_body
+        return by_status
 
     def request_id(self, headers):
         if not headers:
