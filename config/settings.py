@@ -168,9 +168,11 @@ LLM_REQUEST_TIMEOUT = env.float("LLM_REQUEST_TIMEOUT", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_VALIDATE_ON_STARTUP = env.bool("LLM_VALIDATE_ON_STARTUP", default=True)
 LLM_VALIDATION_MODE = env.str("LLM_VALIDATION_MODE", default="models")
-# Networks a tenant's base_url may point at besides public addresses. Loopback is allowed
-# by default so local model servers work; link-local/metadata addresses are never allowed.
-LLM_BASE_URL_ALLOWLIST = env.list("LLM_BASE_URL_ALLOWLIST", default=["127.0.0.0/8", "::1/128"])
+# Networks (CIDR, no host names) a tenant's base_url may point at besides public
+# addresses. None by default: loopback would let every tenant reach every local port (the
+# app itself, PostgreSQL, Redis). The quick start's .env (scripts/write_env.py) allows
+# loopback for local model servers. Link-local/metadata addresses are never allowed.
+LLM_BASE_URL_ALLOWLIST = env.list("LLM_BASE_URL_ALLOWLIST", default=[])
 LLM_DEFAULT_PROVIDER = env.str("LLM_DEFAULT_PROVIDER", default="")
 LLM_DEFAULT_MODEL = env.str("LLM_DEFAULT_MODEL", default="")
 LLM_DEFAULT_BASE_URL = env.str("LLM_DEFAULT_BASE_URL", default="")
