@@ -1,5 +1,6 @@
 """Switchyard settings, read from the environment (and a `.env` file when present)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -31,6 +32,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks_db",
+    "axes",
 ]
 LOCAL_APPS = [
     "tenants",
@@ -48,7 +50,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Admin login brute-force protection (django-axes) ----------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one user name from one address, that pair
+# is locked out for AXES_COOLOFF_MINUTES (a 429; even the right password is refused).
+# Locking the pair, not the user name alone, so that an attacker cannot lock the operator
+# out from everywhere. Behind a proxy every client has the proxy's address: the lockout
+# is then per user name. Unlock early: `manage.py axes_reset` or the admin's Access
+# attempts page.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login outright
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
