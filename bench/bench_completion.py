@@ -95,6 +95,7 @@ def setup_django(database_url: str | None) -> str:
         path = Path(tempfile.mkdtemp(prefix="bench-db-")) / "bench.sqlite3"
         os.environ["DATABASE_URL"] = f"sqlite:///{path}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("LLM_BASE_URL_ALLOWLIST", "127.0.0.0/8")  # the upstream is local
 
     import django
     from django.core.management import call_command

@@ -4,12 +4,51 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from . import prompts
+
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 _TRUE_WORDS = {"true", "yes", "pass", "passed", "ok", "approved"}
 
 
+def _template(schema: str):
+    try:
+        return json.loads(schema)
+    except ValueError:  # e.g. "passed": true or false
+        return None
+
+
+# The answer shapes our prompts show. A model that echoes its prompt back gives these
+# (or their placeholder parts) as "its" JSON: never an answer.
+_TEMPLATES = tuple(
+    t for t in (_template(prompts.BLUEPRINT_SCHEMA), _template(prompts.REVIEW_SCHEMA)) if t
+)
+_PLACEHOLDERS = frozenset({"...", "…", ""})
+
+
+def _is_template(value: dict) -> bool:
+    if value in _TEMPLATES:
+        return True
+    leaves = list(_string_leaves(value))
+    return bool(leaves) and all(leaf.strip() in _PLACEHOLDERS for leaf in leaves)
+
+
+def _string_leaves(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _string_leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _string_leaves(item)
+
+
 def extract_json_object(text: str | None) -> dict | None:
-    """The first JSON object in `text` (inside code fences or surrounded by prose), or None."""
+    """The first JSON object in `text` (inside code fences or surrounded by prose), or None.
+
+    Our prompts' own answer templates (a model echoing its prompt) are skipped whole, so
+    neither they nor an object nested in them is taken for the answer.
+    """
     if not text:
         return None
     candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
@@ -18,12 +57,15 @@ def extract_json_object(text: str | None) -> dict | None:
         start = candidate.find("{")
         while start != -1:
             try:
-                value, _ = decoder.raw_decode(candidate, start)
+                value, end = decoder.raw_decode(candidate, start)
             except ValueError:
                 start = candidate.find("{", start + 1)
                 continue
             if isinstance(value, dict):
-                return value
+                if not _is_template(value):
+                    return value
+                start = candidate.find("{", end)  # past the whole template
+                continue
             start = candidate.find("{", start + 1)
     return None
 

@@ -1,17 +1,26 @@
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from llm_providers.api.serializers import (
+    StrictCharField,
+    StrictInputSerializer,
+    StrictIntegerField,
+)
+
 from .models import DEFAULT_MAX_ITERATIONS, MAX_ITERATIONS_LIMIT, Build, BuildStep
 
 PROMPT_MAX_LENGTH = 20_000
 
 
-class BuildStartInputSerializer(serializers.Serializer):
-    prompt = serializers.CharField(max_length=PROMPT_MAX_LENGTH, trim_whitespace=True)
-    max_iterations = serializers.IntegerField(
+class BuildStartInputSerializer(StrictInputSerializer):
+    """Strict like the provider endpoints: unknown fields (`tenant` among them) and values
+    of the wrong JSON type are a 400, never ignored or coerced."""
+
+    prompt = StrictCharField(max_length=PROMPT_MAX_LENGTH, trim_whitespace=True)
+    max_iterations = StrictIntegerField(
         min_value=1, max_value=MAX_ITERATIONS_LIMIT, default=DEFAULT_MAX_ITERATIONS
     )
-    model = serializers.CharField(
+    model = StrictCharField(
         max_length=200, required=False, allow_blank=True, default="", trim_whitespace=True
     )
 

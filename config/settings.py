@@ -1,5 +1,6 @@
 """Switchyard settings, read from the environment (and a `.env` file when present)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -31,6 +32,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_tasks_db",
+    "axes",
 ]
 LOCAL_APPS = [
     "tenants",
@@ -48,7 +50,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Admin login brute-force protection (django-axes) ----------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one user name from one address, that pair
+# is locked out for AXES_COOLOFF_MINUTES (a 429; even the right password is refused).
+# Locking the pair, not the user name alone, so that an attacker cannot lock the operator
+# out from everywhere. Behind a proxy every client has the proxy's address: the lockout
+# is then per user name. Unlock early: `manage.py axes_reset` or the admin's Access
+# attempts page.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login outright
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -168,9 +189,11 @@ LLM_REQUEST_TIMEOUT = env.float("LLM_REQUEST_TIMEOUT", default=60.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_VALIDATE_ON_STARTUP = env.bool("LLM_VALIDATE_ON_STARTUP", default=True)
 LLM_VALIDATION_MODE = env.str("LLM_VALIDATION_MODE", default="models")
-# Networks a tenant's base_url may point at besides public addresses. Loopback is allowed
-# by default so local model servers work; link-local/metadata addresses are never allowed.
-LLM_BASE_URL_ALLOWLIST = env.list("LLM_BASE_URL_ALLOWLIST", default=["127.0.0.0/8", "::1/128"])
+# Networks (CIDR, no host names) a tenant's base_url may point at besides public
+# addresses. None by default: loopback would let every tenant reach every local port (the
+# app itself, PostgreSQL, Redis). The quick start's .env (scripts/write_env.py) allows
+# loopback for local model servers. Link-local/metadata addresses are never allowed.
+LLM_BASE_URL_ALLOWLIST = env.list("LLM_BASE_URL_ALLOWLIST", default=[])
 LLM_DEFAULT_PROVIDER = env.str("LLM_DEFAULT_PROVIDER", default="")
 LLM_DEFAULT_MODEL = env.str("LLM_DEFAULT_MODEL", default="")
 LLM_DEFAULT_BASE_URL = env.str("LLM_DEFAULT_BASE_URL", default="")

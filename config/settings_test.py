@@ -8,6 +8,8 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("LLM_VALIDATE_ON_STARTUP", "false")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+# The tests' fake providers listen on loopback (as the quick start's local models do).
+os.environ.setdefault("LLM_BASE_URL_ALLOWLIST", "127.0.0.0/8,::1/128")
 
 from .settings import *  # noqa: E402,F403
 

@@ -6,6 +6,8 @@ class LLMProvidersConfig(AppConfig):
     verbose_name = "LLM providers"
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the settings checks)
+
         # Serving processes only, in a background thread; see startup.py.
         from .startup import maybe_start_validation
 

@@ -88,11 +88,21 @@ class ProviderConfig(models.Model):
 
     @property
     def api_key_masked(self) -> str:
-        return f"****{self.api_key_last4}" if self.api_key_last4 else ""
+        return f"****{self.api_key_last4}" if self.api_key_encrypted else ""
 
     def set_api_key(self, api_key: str) -> None:
         self.api_key_encrypted = api_key or ""
-        self.api_key_last4 = api_key[-4:] if api_key else ""
+        self.api_key_last4 = key_hint(api_key or "")
+
+
+def key_hint(api_key: str) -> str:
+    """The end of a key shown to tell keys apart: 4 characters of a key of 16 or more, 2 of
+    one of 8 to 15, none of a shorter one (4 of 7 characters would be most of the key)."""
+    if len(api_key) >= 16:
+        return api_key[-4:]
+    if len(api_key) >= 8:
+        return api_key[-2:]
+    return ""
 
 
 class UsageLogQuerySet(TenantScopedQuerySet):

@@ -11,6 +11,12 @@ Prices are USD per million tokens (numbers or decimal strings). An entry under `
 `cached_input_per_mtok` and `cache_write_per_mtok` default to the input price.
 `input_per_mtok` and `output_per_mtok` are both required for an override to apply.
 `local` is free unless overridden. An unknown price is None, never a guess.
+
+Prices are bounded (MAX_PRICE_PER_MTOK, checked when a config is saved and again when
+used), and so is a call's cost (MAX_CALL_COST_USD): a cost beyond it, or one that cannot
+be computed, is None and logged. Computing a cost never raises, so a tenant's price can
+never cost a call its usage row, and every cost fits `UsageLog.cost_usd` (14 digits, 8
+after the point) on SQLite and PostgreSQL, also summed over a build's 20 calls.
 """
 
 import logging
@@ -33,6 +39,10 @@ FREE_PROVIDERS = frozenset({"local"})
 MTOK = Decimal(1_000_000)
 CENT_FRACTION = Decimal("0.00000001")  # UsageLog.cost_usd has 8 decimal places
 ZERO = Decimal(0)
+# No model is priced near this (the dearest list prices are ~100-600 USD per Mtok).
+MAX_PRICE_PER_MTOK = Decimal(10_000)
+# 1M tokens at the highest price; far below the column's 999 999.99999999.
+MAX_CALL_COST_USD = Decimal(10_000)
 
 OVERRIDE_FIELDS = (
     "input_per_mtok",
@@ -50,7 +60,27 @@ def cost_usd(
     metadata: Mapping | None = None,
     reported_model: str | None = None,
 ) -> Decimal | None:
-    """The cost of `usage` on `model`, or None when the price (or the usage) is unknown."""
+    """The cost of `usage` on `model`, or None when the price (or the usage) is unknown.
+
+    Never raises: the provider has answered, and the call's usage row must be written.
+    """
+    try:
+        cost = _cost_usd(provider, model, usage, metadata, reported_model)
+    except Exception:
+        logger.exception("cost of a %s/%s call could not be computed", provider, model)
+        return None
+    if cost is not None and not (cost.is_finite() and ZERO <= cost <= MAX_CALL_COST_USD):
+        logger.warning(
+            "cost of a %s/%s call out of range (%s USD); recorded as unknown",
+            provider,
+            model,
+            cost,
+        )
+        return None
+    return cost
+
+
+def _cost_usd(provider, model, usage, metadata, reported_model) -> Decimal | None:
     override = pricing_override(metadata, (model, reported_model))
     if override is None and provider in FREE_PROVIDERS:
         return ZERO
@@ -161,7 +191,10 @@ def validate_pricing(pricing) -> None:
             raise ValueError("Each price entry must be an object.")
         for name in OVERRIDE_FIELDS:
             if name in entry and _decimal(entry[name]) is None:
-                raise ValueError(f"{name} must be a non-negative number.")
+                raise ValueError(
+                    f"{name} must be a number from 0 to {MAX_PRICE_PER_MTOK} "
+                    f"(USD per million tokens), got {entry[name]!r}."
+                )
 
 
 def _parse_prices(entry: Mapping) -> dict[str, Decimal] | None:
@@ -174,13 +207,14 @@ def _parse_prices(entry: Mapping) -> dict[str, Decimal] | None:
 
 
 def _decimal(value) -> Decimal | None:
-    if value is None or isinstance(value, bool):
+    """A price in bounds, or None (also for a price saved before the bound existed)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
-        number = Decimal(str(value))
+        number = Decimal(value.strip() if isinstance(value, str) else str(value))
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() and number >= 0 else None
+    return number if number.is_finite() and ZERO <= number <= MAX_PRICE_PER_MTOK else None
 
 
 def _cost_from_override(usage: TokenUsage, prices: dict[str, Decimal]) -> Decimal:
@@ -194,5 +228,8 @@ def _cost_from_override(usage: TokenUsage, prices: dict[str, Decimal]) -> Decima
     return total / MTOK
 
 
-def _quantize(value: Decimal) -> Decimal:
-    return Decimal(value).quantize(CENT_FRACTION)
+def _quantize(value: Decimal) -> Decimal | None:
+    value = Decimal(value)
+    if not value.is_finite() or abs(value) > MAX_CALL_COST_USD:
+        return value  # cost_usd() refuses it; quantizing a huge value would raise
+    return value.quantize(CENT_FRACTION)

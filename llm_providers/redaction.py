@@ -28,6 +28,9 @@ _PATTERNS = [
         ),
         r"\1" + REDACTED,
     ),
+    # Credentials in a URL's user-info part: https://user:pass@host/ (an operator-set
+    # base URL in a retry log line, a proxy URL…).
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#@'\"]+@"), r"\1" + REDACTED + "@"),
     # Query parameters that carry credentials.
     (
         re.compile(r"(?i)([?&](?:key|api_key|api-key|apikey|access_token|token)=)[^&\s#'\"]+"),
@@ -35,7 +38,6 @@ _PATTERNS = [
     ),
 ]
 
-MIN_SECRET_LENGTH = 8
 MAX_REGISTERED_SECRETS = 2048
 
 _secrets: OrderedDict[str, None] = OrderedDict()
@@ -44,9 +46,10 @@ _secrets_pattern: re.Pattern | None = None
 
 
 def register_secret(secret: str | None) -> None:
-    """Redact this exact value from now on (a decrypted key in use)."""
+    """Redact this exact value from now on (a decrypted key in use), whatever its length:
+    a short key is still a key (an upstream echoing it would otherwise spread it)."""
     global _secrets_pattern
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
+    if not secret:
         return
     if secret in _secrets:  # the common case: no lock, no rebuild
         return

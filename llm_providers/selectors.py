@@ -161,6 +161,12 @@ def usage_stats(queryset: QuerySet[UsageLog], *, group_by: str | None = None) ->
     return {"totals": _finish(_fold(rows)), "groups": [_finish(row) for row in rows]}
 
 
+def default_window_start(end: datetime) -> datetime:
+    """The start of the default window ending at `end`, never before the first date."""
+    earliest = datetime.min.replace(tzinfo=UTC)
+    return end - DEFAULT_STATS_WINDOW if end - earliest > DEFAULT_STATS_WINDOW else earliest
+
+
 def usage_stats_in_window(
     queryset: QuerySet[UsageLog],
     *,
@@ -170,7 +176,7 @@ def usage_stats_in_window(
 ) -> dict:
     """`usage_stats` over [start, end), by default the 30 days up to now, with the window."""
     end = end or timezone.now()
-    start = start or end - DEFAULT_STATS_WINDOW
+    start = start or default_window_start(end)
     if start >= end:
         raise InvalidWindow("from must be earlier than to.")
     queryset = queryset.filter(created_at__gte=start, created_at__lt=end)
@@ -258,7 +264,7 @@ def usage_stats_for_window(
         raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
     now = now or timezone.now()
     end = end or now
-    start = start or end - DEFAULT_STATS_WINDOW
+    start = start or default_window_start(end)
     if start >= end:
         raise InvalidWindow("from must be earlier than to.")
     filters = {name: value for name, value in (filters or {}).items() if value is not None}

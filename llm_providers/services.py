@@ -9,6 +9,7 @@ from django.db import transaction
 from tenants.models import Tenant
 
 from .encryption import UndecryptableKeyError, UndecryptableSecret
+from .metadata_rules import metadata_problems
 from .models import Provider, ProviderConfig
 from .urlsafety import UnsafeBaseURL, validate_base_url
 
@@ -154,6 +155,10 @@ class ProviderConfigService:
             errors["api_key"] = [f"An API key is required for {config.provider}."]
         if not isinstance(config.metadata, dict):
             errors["metadata"] = ["metadata must be a JSON object."]
+        else:
+            problems = metadata_problems(config.metadata, config.provider)
+            if problems:
+                errors["metadata"] = problems
         if errors:
             raise ValidationError(errors)
 

@@ -31,6 +31,10 @@ SECURE_SSL_REDIRECT=false
 SESSION_COOKIE_SECURE=false
 CSRF_COOKIE_SECURE=false
 SECURE_HSTS_SECONDS=0
+# Tenants' base URLs may point at this machine, for local model servers (llama.cpp,
+# Ollama…). Outside the quick start the default allows no private address: this also
+# lets every tenant reach every local port (this app, PostgreSQL, Redis).
+LLM_BASE_URL_ALLOWLIST=127.0.0.0/8,::1/128
 """
 
 

@@ -376,6 +376,7 @@ def main() -> int:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "LOG_LEVEL": "WARNING",
                 "LLM_MAX_RETRIES": "0",
+                "LLM_BASE_URL_ALLOWLIST": "127.0.0.0/8",  # the fake upstream is local
                 "PYTHONPATH": str(ROOT),
             }
             subprocess.run([py, "manage.py", "migrate", "-v0"], env=env, cwd=ROOT, check=True)

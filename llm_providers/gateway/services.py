@@ -5,6 +5,7 @@ with the tenant's active config taken from the in-process cache (`cache.py`).
 """
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ OWN_FIELDS = frozenset(
     {"model", "messages", "max_tokens", "temperature", "stream", "stream_options", "n"}
 )
 USAGE_METADATA = {"via": "v1"}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BadRequest(Exception):
@@ -52,6 +54,8 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+    except RecursionError:  # nesting deeper than the interpreter's stack
+        raise BadRequest("The request body is nested too deeply.", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_json")
 
@@ -61,10 +65,19 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise BadRequest(f"messages[{i}] must be an object with a `role`.", "messages")
+        if CONTROL_CHARACTERS.search(message["role"]):
+            raise BadRequest(f"messages[{i}].role must not contain control characters.", "messages")
+    # Messages are stored with the usage row when prompt logging is on: PostgreSQL text
+    # and jsonb cannot hold NUL (newlines and tabs in content are fine).
+    if _has_nul(messages):
+        raise BadRequest("`messages` must not contain NUL characters.", "messages")
 
     model = data.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
         raise BadRequest("`model` must be a non-empty string.", "model")
+    if model is not None and CONTROL_CHARACTERS.search(model):
+        # Stored in the usage row's model column (a NUL failed the write on PostgreSQL).
+        raise BadRequest("`model` must not contain control characters.", "model")
 
     max_tokens = _positive_int(data, "max_tokens")
     max_completion_tokens = _positive_int(data, "max_completion_tokens")
@@ -101,6 +114,23 @@ def parse_chat_request(body: bytes) -> ChatRequest:
         include_usage=bool(options and options.get("include_usage")),
         extra=extra,
     )
+
+
+def _has_nul(value) -> bool:
+    """Whether any string (key or value) in a decoded JSON value holds a NUL; iterative, so
+    that the deepest structure json.loads accepts cannot exhaust the stack here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _positive_int(data: dict, name: str) -> int | None:

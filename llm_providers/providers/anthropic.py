@@ -44,6 +44,13 @@ ERROR_TYPES = {
     "overloaded_error": ErrorType.OVERLOADED,
 }
 
+# What the body's type may turn a status-derived type into (Anthropic sends billing
+# errors as 400; a 5xx may say it is an overload or a timeout).
+BODY_REFINEMENTS = {
+    ErrorType.INVALID_REQUEST: frozenset({ErrorType.QUOTA_EXCEEDED}),
+    ErrorType.SERVER_ERROR: frozenset({ErrorType.OVERLOADED, ErrorType.TIMEOUT}),
+}
+
 # Stop reasons that legitimately come without a text block.
 NO_TEXT_OK = frozenset({"tool_use", "refusal", "max_tokens", "pause_turn"})
 
@@ -61,6 +68,7 @@ class AnthropicAdapter(ProviderAdapter):
     base_url_setting = "ANTHROPIC_BASE_URL"
     key_setting = "ANTHROPIC_API_KEY"
     default_max_tokens = 4096  # Anthropic requires max_tokens; used when the caller gives none
+    auth_header_names = ("x-api-key",)
 
     def auth_headers(self, api_key, extra=None, *, json_body=True):
         own = {"Accept": "application/json", "anthropic-version": API_VERSION}
@@ -68,7 +76,7 @@ class AnthropicAdapter(ProviderAdapter):
             own["Content-Type"] = "application/json"
         if api_key:
             own["x-api-key"] = api_key
-        return merged_headers(extra, own)
+        return merged_headers(extra, own, self.auth_header_names)
 
     def metadata_headers(self, metadata):
         headers = (metadata or {}).get("headers") or {}
@@ -179,9 +187,13 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
     def classify(self, status, upstream_type, code):
-        if upstream_type in ERROR_TYPES:
-            return ERROR_TYPES[upstream_type]
-        return super().classify(status, upstream_type, code)
+        # The status decides whose fault it is (a 401 is never the client's, whatever the
+        # body says); the body's type only narrows it within the same kind of fault.
+        by_status = super().classify(status, upstream_type, code)
+        by_body = ERROR_TYPES.get(upstream_type)
+        if by_body in BODY_REFINEMENTS.get(by_status, ()):
+            return by_body
+        return by_status
 
     def request_id(self, headers):
         if not headers:
@@ -189,6 +201,8 @@ class AnthropicAdapter(ProviderAdapter):
         return headers.get("request-id") or headers.get("x-request-id")
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
+        if event.error is not None:  # the parser hit a bound (iter_sse)
+            return StreamDelta(error=event.error)
         try:
             data = json.loads(event.data) if event.data else {}
         except ValueError:

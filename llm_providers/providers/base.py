@@ -6,6 +6,7 @@ Adapters are pure: they build request descriptions and parse bodies; they never 
 """
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,7 @@ class ChatReply:
 class SSEEvent:
     event: str | None
     data: str
+    error: ProviderError | None = None  # the parser gave up (a bound); the stream ends here
 
 
 @dataclass
@@ -107,22 +109,50 @@ class BadResponse(Exception):
     """The provider answered 2xx with something that is not a usable reply."""
 
 
-def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
-    """Parse a server-sent-events byte stream into events (`event:` / `data:` lines)."""
-    buffer = b""
+# Bounds on what a provider may stream: one line (an event's `data:` line holds one JSON
+# chunk, a few KB) and the whole stream (a long answer is a few MB; non-streamed replies
+# are capped at 16 MB in http.py).
+MAX_SSE_LINE_BYTES = 1024 * 1024
+MAX_SSE_STREAM_BYTES = 64 * 1024 * 1024
+
+
+def iter_sse(
+    chunks: Iterable[bytes],
+    *,
+    max_line_bytes: int = MAX_SSE_LINE_BYTES,
+    max_stream_bytes: int = MAX_SSE_STREAM_BYTES,
+) -> Iterator[SSEEvent]:
+    """Parse a server-sent-events byte stream into events (`event:` / `data:` lines).
+
+    Each byte is scanned for a line end once (a long line costs linear time), and a line
+    or a stream past its bound ends the parse with an event carrying a bad_response
+    error, which the adapters pass on as the stream's error.
+    """
+    buffer = bytearray()
+    pos = 0  # start of the current line in `buffer`
+    scanned = 0  # bytes before this hold no line end of the current line
+    total = 0
     event: str | None = None
     data: list[str] = []
     for chunk in chunks:
         if not chunk:
             continue
+        total += len(chunk)
+        if total > max_stream_bytes:
+            yield _bound_error(f"The stream is larger than {max_stream_bytes} bytes.")
+            return
         buffer += chunk
         while True:
-            cut = _line_end(buffer)
+            cut = _line_end(buffer, max(scanned, pos))
             if cut is None:
+                # A lone \r at the end may be the first half of \r\n: look at it again.
+                scanned = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
                 break
             end, skip = cut
-            line = buffer[:end].decode("utf-8", errors="replace")
-            buffer = buffer[end + skip :]
+            if end - pos > max_line_bytes:
+                break
+            line = buffer[pos:end].decode("utf-8", errors="replace")
+            pos = scanned = end + skip
             if not line:
                 if data or event:
                     yield SSEEvent(event, "\n".join(data))
@@ -137,6 +167,12 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
                 data.append(value)
             elif name == "event":
                 event = value
+        if len(buffer) - pos > max_line_bytes:
+            yield _bound_error(f"The stream sent a line longer than {max_line_bytes} bytes.")
+            return
+        del buffer[:pos]  # once per chunk, not per line: no quadratic copying
+        scanned -= pos
+        pos = 0
     if buffer.strip():
         name, _, value = buffer.decode("utf-8", errors="replace").partition(":")
         if name == "data":
@@ -145,15 +181,19 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
         yield SSEEvent(event, "\n".join(data))
 
 
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    for i, byte in enumerate(buffer):
-        if byte == 0x0A:  # \n
-            return i, 1
-        if byte == 0x0D:  # \r or \r\n
-            if i + 1 == len(buffer):
-                return None  # wait: it may be the first half of \r\n
-            return i, 2 if buffer[i + 1] == 0x0A else 1
-    return None
+def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    """(index, length) of the first line end at or after `start`, None when there is none."""
+    lf = buffer.find(b"\n", start)
+    cr = buffer.find(b"\r", start, lf if lf != -1 else len(buffer))
+    if cr == -1:
+        return None if lf == -1 else (lf, 1)
+    if cr + 1 == len(buffer):
+        return None  # wait: it may be the first half of \r\n
+    return cr, 2 if buffer[cr + 1] == 0x0A else 1
+
+
+def _bound_error(message: str) -> SSEEvent:
+    return SSEEvent(None, "", error=ProviderError(ErrorType.BAD_RESPONSE, message))
 
 
 def parse_json(body: bytes | str) -> Any:
@@ -180,6 +220,7 @@ class ProviderAdapter:
     base_url_setting: str | None = None  # e.g. "OPENAI_BASE_URL"
     key_setting: str | None = None  # the environment fallback's key, e.g. "OPENAI_API_KEY"
     requires_api_key: bool = True
+    auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
 
@@ -280,12 +321,62 @@ class ProviderAdapter:
         return headers.get("x-request-id") or headers.get("request-id")
 
 
-def merged_headers(extra: Mapping[str, str] | None, own: dict[str, str]) -> dict[str, str]:
-    """A config's extra headers, with ours (auth, content type) always winning."""
+# Headers a config's `metadata.headers` may never set: the message framing and hop-by-hop
+# headers (a request-smuggling primitive: Content-Length and Transfer-Encoding together),
+# Host (a name-based virtual host on an allowed address) and what proxies add or read.
+FORBIDDEN_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "forwarded",
+        "via",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+    }
+)
+FORBIDDEN_HEADER_PREFIXES = ("proxy-", "x-forwarded-")
+HEADER_NAME_RE = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,100}\Z")  # RFC 9110 token
+MAX_HEADER_VALUE_LENGTH = 4096
+
+
+def header_problem(name: str, auth_headers: Iterable[str] = ()) -> str | None:
+    """Why a config may not send header `name` (None when it may)."""
+    if not HEADER_NAME_RE.match(name):
+        return f"{name!r} is not a valid header name."
+    lowered = name.lower()
+    if lowered in FORBIDDEN_HEADERS or lowered.startswith(FORBIDDEN_HEADER_PREFIXES):
+        return f"{name} is a framing, hop-by-hop or proxy header, which a config cannot set."
+    if lowered in {h.lower() for h in auth_headers}:
+        return f"{name} carries the API key: set `api_key` instead (it is stored encrypted)."
+    return None
+
+
+def merged_headers(
+    extra: Mapping[str, str] | None, own: dict[str, str], auth_headers: Iterable[str] = ()
+) -> dict[str, str]:
+    """A config's extra headers, with ours (auth, content type) always winning.
+
+    Headers `header_problem` refuses are dropped here too (rows saved before the rule),
+    and so are the adapter's auth headers even when no key is set.
+    """
     headers: dict[str, str] = {}
     if extra:
         lowered = {k.lower() for k in own}
-        headers.update({k: str(v) for k, v in extra.items() if k.lower() not in lowered})
+        headers.update(
+            {
+                k: str(v)
+                for k, v in extra.items()
+                if k.lower() not in lowered and header_problem(str(k), auth_headers) is None
+            }
+        )
     headers.update(own)
     return headers
 

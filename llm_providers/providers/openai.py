@@ -27,6 +27,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
     """`POST {base}/chat/completions` with Bearer auth and OpenAI-shaped replies."""
 
     max_tokens_field = "max_tokens"
+    auth_header_names = ("Authorization",)
 
     def auth_headers(self, api_key, extra=None, *, json_body=True):
         own = {"Accept": "application/json"}
@@ -34,7 +35,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             own["Content-Type"] = "application/json"
         if api_key:
             own["Authorization"] = f"Bearer {api_key}"
-        return merged_headers(extra, own)
+        return merged_headers(extra, own, self.auth_header_names)
 
     def metadata_headers(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
         """Headers a config asks for in `metadata["headers"]`."""
@@ -132,6 +133,8 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         )
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
+        if event.error is not None:  # the parser hit a bound (iter_sse)
+            return StreamDelta(error=event.error)
         payload = event.data.strip()
         if payload == "[DONE]":
             return StreamDelta(done=True, usage=state.usage, finish_reason=state.finish_reason)

@@ -168,14 +168,17 @@ def test_start_with_a_revoked_key_is_401(tenant, api_key, fake_llm):
     assert not Build.objects.exists()
 
 
-def test_start_ignores_a_tenant_given_by_the_client(tenant_client, other_tenant, fake_llm):
+def test_start_refuses_a_tenant_given_by_the_client(tenant_client, other_tenant, fake_llm):
+    # Was ignored (202, the caller's own build); strict input now refuses it (issue 15.16).
     response = tenant_client.post(
         START,
         {"prompt": "A shop.", "tenant": other_tenant.pk, "tenant_id": other_tenant.pk},
         format="json",
     )
-    assert response.status_code == 202
-    assert Build.objects.get().tenant_id == tenant_client.tenant.pk
+    error = assert_error(response, 400, "validation_error")
+    assert set(error["details"]) == {"tenant", "tenant_id"}
+    assert not Build.objects.filter(tenant=other_tenant).exists()
+    assert not Build.objects.exists()
 
 
 # --- GET /api/build/{id} ---------------------------------------------------------------

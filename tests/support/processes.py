@@ -109,6 +109,7 @@ def process_env(database_url: str, tmp_path: Path, **overrides) -> dict:
         "LLM_DEFAULT_PROVIDER": "",
         "LLM_DEFAULT_MODEL": "",
         "LLM_DEFAULT_BASE_URL": "",
+        "LLM_BASE_URL_ALLOWLIST": "127.0.0.0/8,::1/128",  # the fake providers are local
         "LOG_LEVEL": "INFO",
     }
     env.update({key: str(value) for key, value in overrides.items()})
