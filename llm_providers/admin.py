@@ -10,10 +10,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from .dashboard import DashboardFilterForm, usage_dashboard
+from .configs.services import llm_provider_service
 from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
-from .services import llm_provider_service
-from .validation import validate_provider_configs
+from .usage.dashboard import DashboardFilterForm, usage_dashboard
+from .validation.runner import validate_provider_configs
 
 ADMIN_CHECK_TIMEOUT = 15.0
 MAX_CONFIGS_PER_ACTION = 50

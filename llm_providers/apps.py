@@ -6,7 +6,7 @@ class LLMProvidersConfig(AppConfig):
     verbose_name = "LLM providers"
 
     def ready(self):
-        # Serving processes only, in a background thread; see startup.py.
-        from .startup import maybe_start_validation
+        # Serving processes only, in a background thread; see validation/startup.py.
+        from .validation.startup import maybe_start_validation
 
         maybe_start_validation()

@@ -21,7 +21,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from tenants.authentication import resolve_api_key
 from tenants.models import Tenant, TenantAPIKey
 
-from .. import hotpath
+from ..engine import resolution
 from ..models import ProviderConfig
 
 MAX_ENTRIES = 10_000
@@ -75,7 +75,7 @@ def active_config(tenant_id: str) -> ProviderConfig | None:
     """The tenant's active config (as LLMService looks it up), cached for a few seconds."""
     config = _configs.get(tenant_id) if ttl() > 0 else _MISSING
     if config is _MISSING:
-        config = hotpath.active_config(tenant_id)
+        config = resolution.active_config(tenant_id)
         if ttl() > 0:
             _configs.set(tenant_id, config)
     return config

@@ -9,8 +9,8 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from llm_providers.dashboard import usage_by_day_and_provider
 from llm_providers.models import ProviderConfig, UsageLog
+from llm_providers.usage.dashboard import usage_by_day_and_provider
 from tests.factories import ProviderConfigFactory, TenantFactory, UsageLogFactory
 from tests.llm_providers.conftest import base_url
 from tests.llm_providers.test_encryption import raw_key_column

@@ -9,16 +9,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from werkzeug import Response
 
-from llm_providers.llm_service import LLMService
 from llm_providers.models import ProviderConfig, UsageLog
-from llm_providers.validation import (
-    CACHE_KEY,
-    CheckStatus,
-    LLMStartupValidator,
-    latest_validation,
-    run_llm_startup_validation,
-    validate_provider_configs,
-)
+from llm_providers.services import LLMService
+from llm_providers.validation import LLMStartupValidator, run_llm_startup_validation
+from llm_providers.validation.health import CACHE_KEY, latest_validation
+from llm_providers.validation.report import CheckStatus
+from llm_providers.validation.runner import validate_provider_configs
 from tests.factories import ProviderConfigFactory, TenantFactory
 from tests.llm_providers.conftest import base_url, closed_port_url
 

@@ -1,4 +1,4 @@
-"""Provider configuration operations (SPEC §4) and the LLMService entry point."""
+"""Provider configuration operations (SPEC §4)."""
 
 import logging
 import uuid
@@ -8,8 +8,8 @@ from django.db import transaction
 
 from tenants.models import Tenant
 
+from ..models import Provider, ProviderConfig
 from .encryption import UndecryptableKeyError, UndecryptableSecret
-from .models import Provider, ProviderConfig
 from .urlsafety import UnsafeBaseURL, validate_base_url
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,3 @@ def decrypted_api_key(config: ProviderConfig) -> str | None:
 
 
 llm_provider_service = ProviderConfigService()
-
-
-from .llm_service import CompletionResult, LLMService  # noqa: E402,F401  (SPEC §4 import path)

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import KeyStatus, ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
+from ..engine.service import LLMService
+from ..models import KeyStatus, ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
 from .rollup import day_start, rollable_until, utc_today
-from .services import LLMService
 
 logger = logging.getLogger(__name__)
 

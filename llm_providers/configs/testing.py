@@ -7,9 +7,10 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
+from ..engine.service import LLMService
+from ..models import Endpoint, ProviderConfig
 from . import services
 from .encryption import UndecryptableKeyError
-from .models import Endpoint, ProviderConfig
 
 DEFAULT_TEST_PROMPT = "Reply with the single word OK."
 # Enough for a one-word answer; a test must never become a money pump.
@@ -49,7 +50,7 @@ def provider_config_test(
     """
     if config is None:
         config = services.llm_provider_service.get_active_config(tenant.pk)
-    llm = services.LLMService(tenant.pk, config=_for_testing(config) if config else None)
+    llm = LLMService(tenant.pk, config=_for_testing(config) if config else None)
     result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
     error = _redacted_error(result.error, config)
     if config is not None:

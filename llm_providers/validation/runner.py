@@ -1,4 +1,4 @@
-"""Provider validation (SPEC §8): is each active config reachable, with a working key?
+"""Checking providers (SPEC §8): is each active config reachable, with a working key?
 
 Every provider is checked concurrently, each with its own timeout, so validating many
 costs about as long as the slowest one. Outcomes go onto the configs (one bulk update)
@@ -11,22 +11,26 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import Endpoint, KeyStatus, Provider, ProviderConfig
+from ..models import Endpoint, KeyStatus, Provider, ProviderConfig
+from .health import record_in_cache
+from .report import (
+    TRANSIENT_ERROR_TYPES,
+    CheckStatus,
+    ProviderCheck,
+    ValidationReport,
+    ValidationTarget,
+)
 
-logger = logging.getLogger(__name__)
+# The package's name: operators and tests filter on it.
+logger = logging.getLogger("llm_providers.validation")
 
-CACHE_KEY = "llm_providers:validation:latest"
 MODES = ("models", "ping", "off")
 DEFAULT_TIMEOUT = 10.0
 MAX_WORKERS = 16
@@ -39,111 +43,11 @@ ENVIRONMENT_KEY_SETTINGS = {
     Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
     Provider.GROQ: "GROQ_API_KEY",
 }
-# Errors that may go away by themselves; everything else needs an operator.
-TRANSIENT_ERROR_TYPES = frozenset(
-    {"timeout", "connection", "server_error", "overloaded", "rate_limit"}
-)
-
-
-class CheckStatus(StrEnum):
-    REACHABLE = "reachable"  # answered, key accepted
-    UNREACHABLE = "unreachable"  # no answer, or a transient upstream failure
-    UNUSABLE = "unusable"  # answered but refused, or the config itself is broken
-
-
-@dataclass
-class ValidationTarget:
-    """One thing to check: a stored config, or the environment fallback (config None)."""
-
-    provider: str
-    model: str
-    tenant_id: str | None = None
-    config: ProviderConfig | None = None
-
-    @property
-    def source(self) -> str:
-        return "config" if self.config is not None else "environment"
-
-
-@dataclass
-class ProviderCheck:
-    """The outcome of checking one target."""
-
-    source: str
-    provider: str
-    model: str
-    tenant_id: str | None
-    config_id: str | None
-    status: CheckStatus
-    latency_ms: int
-    checked_at: datetime
-    error: dict | None = None
-
-    @property
-    def usable(self) -> bool:
-        return self.status == CheckStatus.REACHABLE
-
-    @property
-    def reason(self) -> str:
-        if not self.error:
-            return ""
-        return f"{self.error.get('type')}: {self.error.get('message')}"
-
-    def as_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "config_id": self.config_id,
-            "tenant_id": self.tenant_id,
-            "provider": self.provider,
-            "model": self.model,
-            "status": str(self.status),
-            "usable": self.usable,
-            "latency_ms": self.latency_ms,
-            "checked_at": self.checked_at.isoformat(),
-            "error": self.error,
-        }
-
-
-@dataclass
-class ValidationReport:
-    mode: str
-    started_at: datetime
-    duration_ms: int = 0
-    checks: list[ProviderCheck] = field(default_factory=list)
-
-    @property
-    def summary(self) -> dict:
-        counts = {str(status): 0 for status in CheckStatus}
-        for check in self.checks:
-            counts[str(check.status)] += 1
-        return {**counts, "total": len(self.checks)}
-
-    @property
-    def all_usable(self) -> bool:
-        return bool(self.checks) and all(check.usable for check in self.checks)
-
-    def health_entry(self) -> dict:
-        """What /healthz shows: counts only, never tenants or keys."""
-        return {
-            "ran_at": self.started_at.isoformat(),
-            "mode": self.mode,
-            "duration_ms": self.duration_ms,
-            **self.summary,
-        }
-
-    def as_dict(self) -> dict:
-        return {
-            "mode": self.mode,
-            "ran_at": self.started_at.isoformat(),
-            "duration_ms": self.duration_ms,
-            "summary": self.summary,
-            "results": [check.as_dict() for check in self.checks],
-        }
 
 
 def _service_for(target: ValidationTarget, *, timeout: float):
     # Imported late: LLMService pulls in the adapters, and ready() must stay import-light.
-    from .services import LLMService
+    from ..engine.service import LLMService
 
     if target.config is None:
         return LLMService(target.tenant_id)
@@ -415,22 +319,6 @@ def environment_target() -> ValidationTarget | None:
     )
 
 
-def latest_validation() -> dict | None:
-    """The latest full validation as counts (None when none ran or the cache is down)."""
-    try:
-        return cache.get(CACHE_KEY)
-    except Exception:  # a cache outage must not take /healthz down with it
-        logger.warning("could not read the validation state from the cache", exc_info=False)
-        return None
-
-
-def _record_in_cache(report: ValidationReport) -> None:
-    try:
-        cache.set(CACHE_KEY, report.health_entry(), timeout=None)
-    except Exception:
-        logger.warning("could not store the validation state in the cache", exc_info=False)
-
-
 def validate_provider_configs(configs, *, mode=None, timeout=None, endpoint=Endpoint.VALIDATION):
     """Check the given configs (active or not) and store their outcomes; for the admin."""
     validator = LLMStartupValidator(mode=mode, timeout=timeout, endpoint=endpoint)
@@ -458,5 +346,5 @@ def run_llm_startup_validation(*, tenant_id=None, mode=None, timeout=None) -> Va
         validator.store(report, targets)
         validator.log(report)
     if tenant_id is None:
-        _record_in_cache(report)
+        record_in_cache(report)
     return report

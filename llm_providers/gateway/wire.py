@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..llm_service import ChatStream, CompletionResult, LLMService
+from ..engine.results import CompletionResult
+from ..engine.service import LLMService
+from ..engine.streaming import ChatStream
 from ..models import Endpoint, Provider
 from . import cache
 from .errors import stream_error_event
