@@ -43,19 +43,67 @@ class ResolvedConfig:
     metadata: dict = field(default_factory=dict)
     check_address: bool = False  # tenant-supplied base URL: check the peer when connecting
     tenant_exists: bool = True
+    key_status: str = KeyStatus.MISSING  # what status pages report about the key
     error: ProviderError | None = None
 
     @property
     def usable(self) -> bool:
         return self.error is None
 
+    def describe(self) -> dict:
+        """Availability for status pages: source, provider, model, config id, the reason."""
+        return {
+            "available": self.usable,
+            "source": self.source,
+            "provider": self.provider or None,
+            "model": self.model or None,
+            "config_id": str(self.config.pk) if self.config is not None else None,
+            "error": self.error.as_dict() if self.error else None,
+        }
 
+
+# -- the provider rules, from the adapters' metadata ------------------------------------
+# Adapters say which providers need a key and which settings hold the environment's key
+# and base URL; only this module reads those settings.
+def adapter_for(provider: str) -> ProviderAdapter | None:
+    try:
+        return get_adapter(provider)
+    except UnknownProvider:
+        return None
+
+
+def requires_api_key(provider: str) -> bool:
+    """Whether a config of `provider` is unusable without a key (False when unknown)."""
+    adapter = adapter_for(provider)
+    return adapter is not None and adapter.requires_api_key
+
+
+def requires_base_url(provider: str) -> bool:
+    """Whether a config of `provider` must name its base URL (no default, no setting)."""
+    adapter = adapter_for(provider)
+    return adapter is not None and not base_url_for(adapter, None)
+
+
+def base_url_for(adapter: ProviderAdapter, configured: str | None) -> str:
+    """The configured base URL, else the provider's environment setting, else its default."""
+    setting = adapter.base_url_setting
+    env_value = getattr(settings, setting, "") if setting else ""
+    return (configured or env_value or adapter.default_base_url or "").rstrip("/")
+
+
+def environment_api_key(adapter: ProviderAdapter) -> str | None:
+    """The environment fallback's key for `adapter`'s provider (its key setting)."""
+    key = getattr(settings, adapter.key_setting, "") if adapter.key_setting else ""
+    return (key or "").strip() or None
+
+
+# -- resolution ---------------------------------------------------------------------------
 def resolve(tenant_id: str, config: ProviderConfig | None = None) -> ResolvedConfig:
     """Where a call for `tenant_id` goes (`config` forced, else looked up), and whether it can."""
     if config is None:
         config = active_config(tenant_id)
     if config is not None:
-        return _from_config(config)
+        return resolve_config(config)
     tenant_active = Tenant.objects.filter(pk=tenant_id).values_list("is_active", flat=True).first()
     if tenant_active is None:
         return ResolvedConfig(
@@ -65,10 +113,12 @@ def resolve(tenant_id: str, config: ProviderConfig | None = None) -> ResolvedCon
         )
     if not tenant_active:
         return ResolvedConfig(source=None, error=config_error("The tenant is not active."))
-    return _from_environment()
+    return resolve_environment()
 
 
-def _from_config(config: ProviderConfig) -> ResolvedConfig:
+def resolve_config(config: ProviderConfig) -> ResolvedConfig:
+    """A stored config as a call would use it (its tenant must be active)."""
+    key_status = config.key_status
     resolved = ResolvedConfig(
         source=SOURCE_CONFIG,
         provider=config.provider,
@@ -76,20 +126,19 @@ def _from_config(config: ProviderConfig) -> ResolvedConfig:
         config=config,
         metadata=config.metadata if isinstance(config.metadata, dict) else {},
         check_address=bool(config.base_url),
+        key_status=key_status,
     )
     tenant_active = getattr(config, "tenant_is_active", None)
-    if tenant_active is None:  # a config handed in with config=
+    if tenant_active is None:  # a config not loaded by active_config
         tenant_active = config.tenant.is_active
     if not tenant_active:
         resolved.error = config_error("The tenant is not active.")
         return resolved
-    try:
-        resolved.adapter = adapter = get_adapter(config.provider)
-    except UnknownProvider as exc:
-        resolved.error = config_error(str(exc))
+    resolved.adapter = adapter = adapter_for(config.provider)
+    if adapter is None:
+        resolved.error = config_error(f"Unknown provider {config.provider!r}.")
         return resolved
-    status = config.key_status
-    if status == KeyStatus.UNDECRYPTABLE:
+    if key_status == KeyStatus.UNDECRYPTABLE:
         logger.warning(
             "provider config %s (tenant %s): stored key cannot be decrypted with "
             "FIELD_ENCRYPTION_KEY",
@@ -101,12 +150,12 @@ def _from_config(config: ProviderConfig) -> ResolvedConfig:
             "restore the encryption key or enter the API key again."
         )
         return resolved
-    if status == KeyStatus.OK:
+    if key_status == KeyStatus.OK:
         resolved.api_key = config.api_key_encrypted
     elif adapter.requires_api_key:
         resolved.error = config_error(f"The {config.provider} config has no API key.")
         return resolved
-    resolved.base_url = adapter.resolve_base_url(config.base_url)
+    resolved.base_url = base_url_for(adapter, config.base_url)
     if not resolved.base_url:
         resolved.error = config_error(f"The {config.provider} config has no base URL.")
     elif not resolved.model:
@@ -114,8 +163,14 @@ def _from_config(config: ProviderConfig) -> ResolvedConfig:
     return resolved
 
 
-def _from_environment() -> ResolvedConfig:
-    provider = (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
+def environment_provider() -> str:
+    """LLM_DEFAULT_PROVIDER, normalised ('' when the environment fallback is off)."""
+    return (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
+
+
+def resolve_environment() -> ResolvedConfig:
+    """The environment fallback (SPEC §4) as a call of an active tenant would use it."""
+    provider = environment_provider()
     if not provider:
         return ResolvedConfig(
             source=None,
@@ -128,20 +183,19 @@ def _from_environment() -> ResolvedConfig:
         provider=provider,
         model=(settings.LLM_DEFAULT_MODEL or "").strip(),
     )
-    try:
-        resolved.adapter = adapter = get_adapter(provider)
-    except UnknownProvider:
+    resolved.adapter = adapter = adapter_for(provider)
+    if adapter is None:
         resolved.error = config_error("LLM_DEFAULT_PROVIDER names an unknown provider.")
         return resolved
-    key = getattr(settings, adapter.key_setting, "") if adapter.key_setting else ""
-    resolved.api_key = (key or "").strip() or None
+    resolved.api_key = environment_api_key(adapter)
+    resolved.key_status = KeyStatus.OK if resolved.api_key else KeyStatus.MISSING
     if adapter.requires_api_key and not resolved.api_key:
         resolved.error = config_error(
             f"LLM_DEFAULT_PROVIDER is {provider} but {adapter.key_setting} is not set."
         )
         return resolved
     # Operator-supplied URLs are trusted: no connect-time address check.
-    resolved.base_url = adapter.resolve_base_url(settings.LLM_DEFAULT_BASE_URL or None)
+    resolved.base_url = base_url_for(adapter, settings.LLM_DEFAULT_BASE_URL or None)
     if not resolved.base_url:
         resolved.error = config_error(
             f"LLM_DEFAULT_BASE_URL is required for LLM_DEFAULT_PROVIDER={provider}."

@@ -69,15 +69,7 @@ class LLMService:
 
     def describe(self) -> dict:
         """Availability for status pages: source, provider, model, config id, the reason."""
-        r = self.resolve()
-        return {
-            "available": r.usable,
-            "source": r.source,
-            "provider": r.provider or None,
-            "model": r.model or None,
-            "config_id": str(r.config.pk) if r.config is not None else None,
-            "error": r.error.as_dict() if r.error else None,
-        }
+        return self.resolve().describe()
 
     def resolve(self) -> ResolvedConfig:
         """The configuration calls use; looked up once per service instance."""

@@ -31,6 +31,13 @@ class ValidationTarget:
     def source(self) -> str:
         return "config" if self.config is not None else "environment"
 
+    def resolve(self):
+        """Where this target's calls go, by the rule calls use (no network)."""
+        # Imported late: resolution pulls in the adapters, and ready() stays import-light.
+        from ..engine.resolution import resolve
+
+        return resolve(self.tenant_id, self.config)
+
 
 @dataclass
 class ProviderCheck:

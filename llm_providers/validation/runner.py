@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from ..models import Endpoint, KeyStatus, Provider, ProviderConfig
+from ..models import Endpoint, ProviderConfig
 from .health import record_in_cache
 from .report import (
     TRANSIENT_ERROR_TYPES,
@@ -37,12 +37,6 @@ MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
 GRACE_SECONDS = 2.0
-KEYED_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
-ENVIRONMENT_KEY_SETTINGS = {
-    Provider.OPENAI: "OPENAI_API_KEY",
-    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-    Provider.GROQ: "GROQ_API_KEY",
-}
 
 
 def _service_for(target: ValidationTarget, *, timeout: float):
@@ -57,27 +51,6 @@ def _service_for(target: ValidationTarget, *, timeout: float):
     metadata = config.metadata if isinstance(config.metadata, dict) else {}
     config.metadata = {**metadata, "timeout": timeout, "deadline": timeout}
     return LLMService(target.tenant_id, config=config)
-
-
-def _configuration_problem(config: ProviderConfig) -> str:
-    """Why this config cannot work whatever the provider says ('' when it might)."""
-    status = config.key_status
-    if status == KeyStatus.UNDECRYPTABLE:
-        return "The stored API key cannot be decrypted with FIELD_ENCRYPTION_KEY."
-    if status == KeyStatus.MISSING and config.provider in KEYED_PROVIDERS:
-        return f"No API key is configured for {config.provider}."
-    return ""
-
-
-def _environment_problem(target: ValidationTarget) -> str:
-    if target.provider not in Provider.values:
-        return f"LLM_DEFAULT_PROVIDER names an unknown provider {target.provider!r}."
-    key_setting = ENVIRONMENT_KEY_SETTINGS.get(target.provider)
-    if key_setting and not getattr(settings, key_setting, ""):
-        return f"{key_setting} is not set for the environment fallback."
-    if target.provider == Provider.LOCAL and not settings.LLM_DEFAULT_BASE_URL:
-        return "LLM_DEFAULT_BASE_URL is required for the local provider."
-    return ""
 
 
 def _error_dict(error) -> dict:
@@ -110,8 +83,16 @@ class LLMStartupValidator:
 
     # -- what to check -----------------------------------------------------------------
     def targets(self, *, tenant_id=None, include_environment=True) -> list[ValidationTarget]:
-        """Every active config (one query), plus the environment fallback when set."""
-        configs = ProviderConfig.objects.active().select_related("tenant").order_by("tenant_id")
+        """Every active config of an active tenant (one query), plus the environment fallback.
+
+        A disabled tenant's config serves no calls, so it is not a provider to report on.
+        """
+        configs = (
+            ProviderConfig.objects.active()
+            .filter(tenant__is_active=True)
+            .select_related("tenant")
+            .order_by("tenant_id")
+        )
         if tenant_id is not None:
             configs = configs.for_tenant(tenant_id)
         targets = self.targets_for_configs(configs)
@@ -172,14 +153,11 @@ class LLMStartupValidator:
     def check(self, target: ValidationTarget) -> ProviderCheck:
         """Check one target; never raises for provider trouble."""
         started = time.monotonic()
-        if target.config is not None:
-            problem = _configuration_problem(target.config)
-        else:
-            problem = _environment_problem(target)
-        if problem:
-            # Never sent anywhere: an undecryptable key must not reach a provider.
-            error = {"type": "configuration", "message": problem, "status_code": None}
-            return self._result(target, started, success=False, error=error)
+        resolved = target.resolve()
+        if not resolved.usable:
+            # The rule calls use (engine/resolution.py), and never sent anywhere: an
+            # undecryptable key must not reach a provider.
+            return self._result(target, started, success=False, error=resolved.error.as_dict())
         try:
             service = _service_for(target, timeout=self.timeout)
             if self.mode == "ping":
@@ -302,7 +280,9 @@ def environment_target() -> ValidationTarget | None:
     It is checked through one such tenant (an active tenant without an active config),
     exactly as that tenant's calls would go; with no such tenant it serves nobody.
     """
-    provider = (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
+    from ..engine.resolution import environment_provider
+
+    provider = environment_provider()
     if not provider:
         return None
     tenant_id = (
