@@ -4,6 +4,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from ..models import Endpoint
+from .options import CallOptions
 
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -43,3 +44,8 @@ def check_messages(messages) -> None:
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise ValueError("A message's content must be a string or a list of parts.")
+
+
+def check_options(options) -> None:
+    if options is not None and not isinstance(options, CallOptions):
+        raise ValueError("options must be a CallOptions.")

@@ -22,6 +22,7 @@ from ..errors import ErrorType, ProviderError
 from ..models import KeyStatus, ProviderConfig
 from ..providers.base import ProviderAdapter
 from ..providers.registry import UnknownProvider, get_adapter
+from .options import CallOptions
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class ResolvedConfig:
     check_address: bool = False  # tenant-supplied base URL: check the peer when connecting
     tenant_exists: bool = True
     key_status: str = KeyStatus.MISSING  # what status pages report about the key
+    options: CallOptions = field(default_factory=CallOptions)  # the config's own limits
+    tenant_id: str | None = None
     error: ProviderError | None = None
 
     @property
@@ -100,6 +103,12 @@ def environment_api_key(adapter: ProviderAdapter) -> str | None:
 # -- resolution ---------------------------------------------------------------------------
 def resolve(tenant_id: str, config: ProviderConfig | None = None) -> ResolvedConfig:
     """Where a call for `tenant_id` goes (`config` forced, else looked up), and whether it can."""
+    resolved = _resolve(tenant_id, config)
+    resolved.tenant_id = tenant_id
+    return resolved
+
+
+def _resolve(tenant_id: str, config: ProviderConfig | None) -> ResolvedConfig:
     if config is None:
         config = active_config(tenant_id)
     if config is not None:
@@ -119,14 +128,17 @@ def resolve(tenant_id: str, config: ProviderConfig | None = None) -> ResolvedCon
 def resolve_config(config: ProviderConfig) -> ResolvedConfig:
     """A stored config as a call would use it (its tenant must be active)."""
     key_status = config.key_status
+    metadata = config.metadata if isinstance(config.metadata, dict) else {}
     resolved = ResolvedConfig(
         source=SOURCE_CONFIG,
         provider=config.provider,
         model=config.default_model,
         config=config,
-        metadata=config.metadata if isinstance(config.metadata, dict) else {},
+        metadata=metadata,
         check_address=bool(config.base_url),
         key_status=key_status,
+        options=CallOptions.from_metadata(metadata),
+        tenant_id=config.tenant_id,
     )
     tenant_active = getattr(config, "tenant_is_active", None)
     if tenant_active is None:  # a config not loaded by active_config

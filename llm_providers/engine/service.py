@@ -13,9 +13,9 @@ programming errors (an empty prompt, max_tokens <= 0, an unknown endpoint…) ra
 ValueError. The hot path is one SELECT (the config, with its tenant) and one INSERT.
 
 A config's `metadata` may hold (all optional):
-    {"timeout": 30,            # read timeout in seconds (default LLM_REQUEST_TIMEOUT)
-     "deadline": 90,           # overall deadline per call (default LLM_REQUEST_DEADLINE)
-     "max_retries": 1,         # default LLM_MAX_RETRIES
+    {"timeout": 30,            # read timeout in seconds (at most LLM_REQUEST_TIMEOUT)
+     "deadline": 90,           # overall deadline per call (at most LLM_REQUEST_DEADLINE)
+     "max_retries": 1,         # at most LLM_MAX_RETRIES (see options.py)
      "headers": {"X-Extra": "v"},   # sent with every request (auth headers always win)
      "organization": "org-…", "project": "proj_…",   # OpenAI
      "anthropic_beta": "…",    # Anthropic
@@ -35,8 +35,9 @@ from ..redaction import register_secret
 from ..transport import send as transport
 from ..usage.pricing import ZERO
 from ..usage.writes import write_usage
-from .arguments import check_common, check_max_tokens, check_messages
+from .arguments import check_common, check_max_tokens, check_messages, check_options
 from .calls import CallRecord, elapsed_ms, log_failure
+from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
 from .results import CompletionResult, ModelListResult
 from .streaming import ChatStream
@@ -45,16 +46,29 @@ from .streaming import ChatStream
 class LLMService:
     """Completions for one tenant through its active config (or the environment fallback)."""
 
-    def __init__(self, tenant_id: str, *, config: ProviderConfig | None = None):
+    def __init__(
+        self,
+        tenant_id: str,
+        *,
+        config: ProviderConfig | None = None,
+        resolved: ResolvedConfig | None = None,
+    ):
+        """`config` forces a stored config; `resolved` hands in a resolution made earlier
+        (the /v1 cache): no lookup at all. Neither: the tenant's own, looked up once."""
         if isinstance(tenant_id, Tenant):
             tenant_id = tenant_id.pk
         if not isinstance(tenant_id, str) or not tenant_id:
             raise ValueError("tenant_id must be a non-empty string.")
         if config is not None and config.tenant_id != tenant_id:
             raise ValueError("config belongs to another tenant.")
+        if resolved is not None:
+            if config is not None:
+                raise ValueError("Pass config or resolved, not both.")
+            if resolved.tenant_id != tenant_id:
+                raise ValueError("resolved belongs to another tenant.")
         self.tenant_id = tenant_id
         self._forced_config = config
-        self._resolved: ResolvedConfig | None = None
+        self._resolved: ResolvedConfig | None = resolved
 
     # -- configuration ---------------------------------------------------------------
     def is_available(self) -> bool:
@@ -95,8 +109,11 @@ class LLMService:
         temperature: float | None = None,
         endpoint: str = Endpoint.COMPLETION,
         metadata: dict | None = None,
+        options: CallOptions | None = None,
     ) -> CompletionResult:
-        """Complete `prompt` (with an optional system prompt); never raises for provider trouble."""
+        """Complete `prompt` (with an optional system prompt); never raises for provider trouble.
+
+        `options` lower this call's limits (timeout, deadline, retries); see options.py."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string.")
         if system is not None and not isinstance(system, str):
@@ -114,6 +131,7 @@ class LLMService:
             endpoint=endpoint,
             metadata=metadata,
             extra=None,
+            options=options,
         )
 
     def chat(
@@ -126,6 +144,7 @@ class LLMService:
         endpoint: str = Endpoint.CHAT,
         metadata: dict | None = None,
         extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
     ) -> CompletionResult:
         """A chat completion from OpenAI-style `messages`; `extra` holds further body fields
         (top_p, stop, …) passed on where the provider has them."""
@@ -141,6 +160,7 @@ class LLMService:
             endpoint=endpoint,
             metadata=metadata,
             extra=extra,
+            options=options,
         )
 
     def stream_chat(
@@ -153,6 +173,7 @@ class LLMService:
         endpoint: str = Endpoint.CHAT,
         metadata: dict | None = None,
         extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
     ) -> ChatStream:
         """Start a streaming chat; iterate the returned ChatStream for StreamDeltas.
 
@@ -162,6 +183,7 @@ class LLMService:
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
         check_common(model, temperature, endpoint, metadata)
+        check_options(options)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
@@ -178,7 +200,7 @@ class LLMService:
             extra=extra,
             headers=adapter.metadata_headers(resolved.metadata),
         )
-        outcome = self._send(resolved, spec)
+        outcome = self._send(resolved, spec, options)
         return ChatStream(call, outcome, adapter)
 
     def list_models(
@@ -187,14 +209,19 @@ class LLMService:
         *,
         endpoint: str = Endpoint.VALIDATION,
         record_usage: bool = True,
+        options: CallOptions | None = None,
     ) -> ModelListResult:
         """The provider's free model list: checks reachability and the key, spends no tokens.
 
-        `timeout` bounds the whole check (read timeout and deadline). A usage row is
-        written (endpoint `validation`, no tokens, cost 0) unless `record_usage=False`.
+        `timeout` is short for options with that timeout and deadline (it bounds the whole
+        check). A usage row is written (endpoint `validation`, no tokens, cost 0) unless
+        `record_usage=False`.
         """
         if endpoint not in Endpoint.values:
             raise ValueError(f"Unknown endpoint {endpoint!r}.")
+        check_options(options)
+        if timeout is not None:
+            options = CallOptions(timeout=timeout, deadline=timeout).capped(options)
         started = time.perf_counter()
         resolved = self.resolve()
         result = ModelListResult(
@@ -209,7 +236,7 @@ class LLMService:
                 api_key=resolved.api_key,
                 headers=adapter.metadata_headers(resolved.metadata),
             )
-            outcome = self._send(resolved, spec, timeout=timeout)
+            outcome = self._send(resolved, spec, options)
             result.attempts = outcome.attempts
             result.status_code = outcome.status_code
             if outcome.ok:
@@ -244,8 +271,11 @@ class LLMService:
         return result
 
     # -- internals ---------------------------------------------------------------------
-    def _complete(self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra):
+    def _complete(
+        self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra, options
+    ):
         check_common(model, temperature, endpoint, metadata)
+        check_options(options)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
@@ -262,7 +292,7 @@ class LLMService:
             extra=extra,
             headers=adapter.metadata_headers(resolved.metadata),
         )
-        outcome = self._send(resolved, spec)
+        outcome = self._send(resolved, spec, options)
         call.outcome(outcome)
         if not outcome.ok:
             return call.finish(error=outcome.error)
@@ -284,25 +314,15 @@ class LLMService:
             raw=reply.raw,
         )
 
-    def _send(self, resolved: ResolvedConfig, spec, *, timeout: float | None = None):
+    def _send(self, resolved: ResolvedConfig, spec, options: CallOptions | None):
         register_secret(resolved.api_key)
-        meta = resolved.metadata
-        read_timeout = timeout or _positive(meta.get("timeout"))
-        deadline = timeout or _positive(meta.get("deadline"))
-        max_retries = meta.get("max_retries")
-        if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-            max_retries = None
+        # The operator's settings, lowered by the config's metadata, lowered by the call.
+        limits = resolved.options.capped(options).limits()
         return transport.send(
             spec,
             map_error=resolved.adapter.map_error,
             check=resolved.check_address,
-            max_retries=max_retries,
-            read_timeout=read_timeout,
-            deadline=deadline,
+            max_retries=limits.max_retries,
+            read_timeout=limits.read_timeout,
+            deadline=limits.deadline,
         )
-
-
-def _positive(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return None
-    return float(value)

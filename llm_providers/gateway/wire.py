@@ -115,9 +115,8 @@ def _positive_int(data: dict, name: str) -> int | None:
 
 
 def service_for(tenant_id: str) -> LLMService:
-    """An LLMService on the tenant's (cached) active config, or its environment fallback."""
-    config = cache.active_config(tenant_id)
-    return LLMService(tenant_id, config=config)
+    """An LLMService on the tenant's (cached) resolution: its config or the fallback."""
+    return LLMService(tenant_id, resolved=cache.resolved_config(tenant_id))
 
 
 def _max_tokens(service: LLMService, chat: ChatRequest) -> int | None:
@@ -253,8 +252,9 @@ def model_list(tenant_id: str) -> list[dict]:
 
     No provider call: this lists what the gateway routes, not the provider's catalogue.
     """
-    config = cache.active_config(tenant_id)
-    described = LLMService(tenant_id, config=config).describe()
+    resolved = cache.resolved_config(tenant_id)
+    config = resolved.config
+    described = resolved.describe()
     if not described["available"]:
         return []
     created = int(config.created_at.timestamp()) if config is not None else 0

@@ -18,6 +18,15 @@ class CheckStatus(StrEnum):
     UNUSABLE = "unusable"  # answered but refused, or the config itself is broken
 
 
+def check_status(*, success: bool, error: dict | None) -> CheckStatus:
+    """How a check (or a connection test) went, from its outcome's error dict."""
+    if success:
+        return CheckStatus.REACHABLE
+    if error and error.get("type") in TRANSIENT_ERROR_TYPES:
+        return CheckStatus.UNREACHABLE
+    return CheckStatus.UNUSABLE
+
+
 @dataclass
 class ValidationTarget:
     """One thing to check: a stored config, or the environment fallback (config None)."""

@@ -5,7 +5,6 @@ costs about as long as the slowest one. Outcomes go onto the configs (one bulk u
 and, for a full run, into one shared cache entry that `/healthz` reads as counts.
 """
 
-import copy
 import logging
 import math
 import time
@@ -20,13 +19,7 @@ from tenants.models import Tenant
 
 from ..models import Endpoint, ProviderConfig
 from .health import record_in_cache
-from .report import (
-    TRANSIENT_ERROR_TYPES,
-    CheckStatus,
-    ProviderCheck,
-    ValidationReport,
-    ValidationTarget,
-)
+from .report import ProviderCheck, ValidationReport, ValidationTarget, check_status
 
 # The package's name: operators and tests filter on it.
 logger = logging.getLogger("llm_providers.validation")
@@ -37,20 +30,6 @@ MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
 GRACE_SECONDS = 2.0
-
-
-def _service_for(target: ValidationTarget, *, timeout: float):
-    # Imported late: LLMService pulls in the adapters, and ready() must stay import-light.
-    from ..engine.service import LLMService
-
-    if target.config is None:
-        return LLMService(target.tenant_id)
-    # The check's own timeout bounds the call (read timeout and overall deadline), on an
-    # unsaved copy so the stored metadata is untouched.
-    config = copy.copy(target.config)
-    metadata = config.metadata if isinstance(config.metadata, dict) else {}
-    config.metadata = {**metadata, "timeout": timeout, "deadline": timeout}
-    return LLMService(target.tenant_id, config=config)
 
 
 def _error_dict(error) -> dict:
@@ -159,18 +138,25 @@ class LLMStartupValidator:
             # undecryptable key must not reach a provider.
             return self._result(target, started, success=False, error=resolved.error.as_dict())
         try:
-            service = _service_for(target, timeout=self.timeout)
+            # Imported late: LLMService pulls in the adapters; ready() stays import-light.
+            from ..engine.options import CallOptions
+            from ..engine.service import LLMService
+
+            service = LLMService(target.tenant_id, resolved=resolved)
+            # The check's own timeout bounds the call (read timeout and overall deadline).
+            options = CallOptions(timeout=self.timeout, deadline=self.timeout)
             if self.mode == "ping":
                 outcome = service.generate_completion(
                     "ping",
                     max_tokens=1,
                     endpoint=self.endpoint,
                     metadata={"check": self.endpoint},
+                    options=options,
                 )
             else:
                 # The free check is not a billable call: its outcome goes on the config,
                 # not into the tenant's usage log.
-                outcome = service.list_models(timeout=self.timeout, record_usage=False)
+                outcome = service.list_models(options=options, record_usage=False)
         except Exception as exc:
             # A bug in one provider's path must not stop the others; the exception's text
             # is left out because it could quote a request.
@@ -198,12 +184,7 @@ class LLMStartupValidator:
     def _result(self, target, started, *, success, error=None, latency_ms=None):
         if latency_ms is None:
             latency_ms = round((time.monotonic() - started) * 1000)
-        if success:
-            status = CheckStatus.REACHABLE
-        elif error and error.get("type") in TRANSIENT_ERROR_TYPES:
-            status = CheckStatus.UNREACHABLE
-        else:
-            status = CheckStatus.UNUSABLE
+        status = check_status(success=success, error=error)
         return ProviderCheck(
             source=target.source,
             provider=target.provider,
