@@ -1,16 +1,22 @@
-"""The bookkeeping of one call: its result, and its one usage row."""
+"""One call's policy, transport aside: its request, its reply, its result and usage row.
+
+Plain functions and one bookkeeping class, so that a second (async) transport can reuse
+every rule: the service builds the request here, sends it, and hands the outcome back.
+"""
 
 import logging
 import time
 
 from django.conf import settings
 
-from ..errors import ProviderError
-from ..providers.base import TokenUsage
+from ..errors import ErrorType, ProviderError
+from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
 from ..transport.send import HttpResult
 from ..usage.pricing import ZERO, cost_usd
 from ..usage.writes import write_usage
-from .results import CompletionResult
+from .options import CallLimits, CallOptions
+from .resolution import ResolvedConfig
+from .results import CompletionResult, ModelListResult
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +145,110 @@ def log_failure(tenant_id, resolved, model, endpoint, error) -> None:
 
 def elapsed_ms(started: float) -> int:
     return int(round((time.perf_counter() - started) * 1000))
+
+
+def call_limits(resolved: ResolvedConfig, options: CallOptions | None) -> CallLimits:
+    """The operator's settings, lowered by the config's metadata, lowered by the call."""
+    return resolved.options.capped(options).limits()
+
+
+def chat_request(
+    call: CallRecord, *, max_tokens, temperature, extra, stream: bool = False
+) -> HttpRequestSpec:
+    """The chat (or streaming chat) request of a call whose resolution is usable."""
+    resolved = call.resolved
+    adapter = resolved.adapter
+    build = adapter.build_stream_request if stream else adapter.build_chat_request
+    return build(
+        base_url=resolved.base_url,
+        api_key=resolved.api_key,
+        model=call.model,
+        messages=call.messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        extra=extra,
+        headers=adapter.metadata_headers(resolved.metadata),
+    )
+
+
+def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
+    """The result (and usage row) of a non-streaming chat from the transport's outcome."""
+    adapter = call.resolved.adapter
+    call.outcome(outcome)
+    if not outcome.ok:
+        return call.finish(error=outcome.error)
+    try:
+        reply = adapter.parse_chat_response(parse_json(outcome.body), outcome.headers)
+    except BadResponse as exc:
+        return call.finish(
+            error=ProviderError(
+                ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
+            )
+        )
+    call.request_id = reply.request_id or call.request_id
+    return call.finish(
+        content=reply.content,
+        usage=reply.usage,
+        finish_reason=reply.finish_reason,
+        provider_finish_reason=reply.provider_finish_reason,
+        reported_model=reply.model,
+        raw=reply.raw,
+    )
+
+
+def models_request(resolved: ResolvedConfig) -> HttpRequestSpec:
+    adapter = resolved.adapter
+    return adapter.build_models_request(
+        base_url=resolved.base_url,
+        api_key=resolved.api_key,
+        headers=adapter.metadata_headers(resolved.metadata),
+    )
+
+
+def finish_models(
+    tenant_id: str,
+    resolved: ResolvedConfig,
+    outcome: HttpResult | None,
+    *,
+    started: float,
+    endpoint: str,
+    record_usage: bool,
+) -> ModelListResult:
+    """The model-list check's result (and usage row); `outcome` None: nothing was sent."""
+    result = ModelListResult(
+        success=False, provider=resolved.provider, model=resolved.model, source=resolved.source
+    )
+    if outcome is None:
+        result.error = resolved.error
+    else:
+        adapter = resolved.adapter
+        result.attempts = outcome.attempts
+        result.status_code = outcome.status_code
+        if outcome.ok:
+            try:
+                result.models = adapter.parse_models_response(parse_json(outcome.body))
+                result.success = True
+            except BadResponse as exc:
+                result.error = ProviderError(
+                    ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
+                )
+        else:
+            result.error = outcome.error
+    result.latency_ms = elapsed_ms(started)
+    if not result.success:
+        log_failure(tenant_id, resolved, result.model, endpoint, result.error)
+    if record_usage and resolved.tenant_exists:
+        result.usage_log_id = write_usage(
+            tenant_id=tenant_id,
+            resolved=resolved,
+            model=result.model,
+            endpoint=endpoint,
+            success=result.success,
+            usage=None,
+            cost=ZERO,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            status_code=result.status_code,
+            metadata={"attempts": result.attempts, "models_listed": len(result.models)},
+        )
+    return result

@@ -28,15 +28,18 @@ from typing import Any
 
 from tenants.models import Tenant
 
-from ..errors import ErrorType, ProviderError
 from ..models import Endpoint, ProviderConfig
-from ..providers.base import BadResponse, parse_json
 from ..redaction import register_secret
 from ..transport import send as transport
-from ..usage.pricing import ZERO
-from ..usage.writes import write_usage
 from .arguments import check_common, check_max_tokens, check_messages, check_options
-from .calls import CallRecord, elapsed_ms, log_failure
+from .calls import (
+    CallRecord,
+    call_limits,
+    chat_request,
+    finish_chat,
+    finish_models,
+    models_request,
+)
 from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
 from .results import CompletionResult, ModelListResult
@@ -189,19 +192,11 @@ class LLMService:
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
         if not resolved.usable:
             return ChatStream(call, None, None)
-        adapter = resolved.adapter
-        spec = adapter.build_stream_request(
-            base_url=resolved.base_url,
-            api_key=resolved.api_key,
-            model=call.model,
-            messages=call.messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            extra=extra,
-            headers=adapter.metadata_headers(resolved.metadata),
+        spec = chat_request(
+            call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
         )
-        outcome = self._send(resolved, spec, options)
-        return ChatStream(call, outcome, adapter)
+        outcome = _send(resolved, spec, options)
+        return ChatStream(call, outcome, resolved.adapter)
 
     def list_models(
         self,
@@ -224,51 +219,17 @@ class LLMService:
             options = CallOptions(timeout=timeout, deadline=timeout).capped(options)
         started = time.perf_counter()
         resolved = self.resolve()
-        result = ModelListResult(
-            success=False, provider=resolved.provider, model=resolved.model, source=resolved.source
-        )
         outcome = None
         if resolved.usable:
-            adapter = resolved.adapter
-            register_secret(resolved.api_key)
-            spec = adapter.build_models_request(
-                base_url=resolved.base_url,
-                api_key=resolved.api_key,
-                headers=adapter.metadata_headers(resolved.metadata),
-            )
-            outcome = self._send(resolved, spec, options)
-            result.attempts = outcome.attempts
-            result.status_code = outcome.status_code
-            if outcome.ok:
-                try:
-                    result.models = adapter.parse_models_response(parse_json(outcome.body))
-                    result.success = True
-                except BadResponse as exc:
-                    result.error = ProviderError(
-                        ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
-                    )
-            else:
-                result.error = outcome.error
-        else:
-            result.error = resolved.error
-        result.latency_ms = elapsed_ms(started)
-        if not result.success:
-            log_failure(self.tenant_id, resolved, result.model, endpoint, result.error)
-        if record_usage and resolved.tenant_exists:
-            result.usage_log_id = write_usage(
-                tenant_id=self.tenant_id,
-                resolved=resolved,
-                model=result.model,
-                endpoint=endpoint,
-                success=result.success,
-                usage=None,
-                cost=ZERO,
-                latency_ms=result.latency_ms,
-                error=result.error,
-                status_code=result.status_code,
-                metadata={"attempts": result.attempts, "models_listed": len(result.models)},
-            )
-        return result
+            outcome = _send(resolved, models_request(resolved), options)
+        return finish_models(
+            self.tenant_id,
+            resolved,
+            outcome,
+            started=started,
+            endpoint=endpoint,
+            record_usage=record_usage,
+        )
 
     # -- internals ---------------------------------------------------------------------
     def _complete(
@@ -281,48 +242,19 @@ class LLMService:
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         if not resolved.usable:
             return call.finish(error=resolved.error)
-        adapter = resolved.adapter
-        spec = adapter.build_chat_request(
-            base_url=resolved.base_url,
-            api_key=resolved.api_key,
-            model=call.model,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            extra=extra,
-            headers=adapter.metadata_headers(resolved.metadata),
-        )
-        outcome = self._send(resolved, spec, options)
-        call.outcome(outcome)
-        if not outcome.ok:
-            return call.finish(error=outcome.error)
-        try:
-            reply = adapter.parse_chat_response(parse_json(outcome.body), outcome.headers)
-        except BadResponse as exc:
-            return call.finish(
-                error=ProviderError(
-                    ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
-                )
-            )
-        call.request_id = reply.request_id or call.request_id
-        return call.finish(
-            content=reply.content,
-            usage=reply.usage,
-            finish_reason=reply.finish_reason,
-            provider_finish_reason=reply.provider_finish_reason,
-            reported_model=reply.model,
-            raw=reply.raw,
-        )
+        spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
+        return finish_chat(call, _send(resolved, spec, options))
 
-    def _send(self, resolved: ResolvedConfig, spec, options: CallOptions | None):
-        register_secret(resolved.api_key)
-        # The operator's settings, lowered by the config's metadata, lowered by the call.
-        limits = resolved.options.capped(options).limits()
-        return transport.send(
-            spec,
-            map_error=resolved.adapter.map_error,
-            check=resolved.check_address,
-            max_retries=limits.max_retries,
-            read_timeout=limits.read_timeout,
-            deadline=limits.deadline,
-        )
+
+# -- the sync transport: the only part an async twin does differently -------------------
+def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
+    register_secret(resolved.api_key)
+    limits = call_limits(resolved, options)
+    return transport.send(
+        spec,
+        map_error=resolved.adapter.map_error,
+        check=resolved.check_address,
+        max_retries=limits.max_retries,
+        read_timeout=limits.read_timeout,
+        deadline=limits.deadline,
+    )
