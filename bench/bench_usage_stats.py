@@ -46,8 +46,8 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from llm_providers.api.serializers import UsageStatsSerializer  # noqa: E402
 from llm_providers.models import UsageLog  # noqa: E402
-from llm_providers.rollup import usage_rollup_rebuild  # noqa: E402
-from llm_providers.selectors import (  # noqa: E402
+from llm_providers.usage.rollup import usage_rollup_rebuild  # noqa: E402
+from llm_providers.usage.selectors import (  # noqa: E402
     STATS_GROUPS,
     usage_stats_for_tenant,
     usage_stats_for_window,

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from llm_providers.validation import latest_validation
+from llm_providers.validation.health import latest_validation
 
 logger = logging.getLogger(__name__)
 

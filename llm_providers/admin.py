@@ -10,10 +10,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from .dashboard import DashboardFilterForm, usage_dashboard
+from .configs.services import llm_provider_service
+from .configs.testing import provider_configs_test
 from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
-from .services import llm_provider_service
-from .validation import validate_provider_configs
+from .usage.dashboard import DashboardFilterForm, usage_dashboard
+from .validation.report import check_status
+from .validation.runner import validate_provider_configs
 
 ADMIN_CHECK_TIMEOUT = 15.0
 MAX_CONFIGS_PER_ACTION = 50
@@ -234,16 +236,34 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         )
 
     # -- actions -------------------------------------------------------------------------
-    @admin.action(description="Test connection (a real 1-token completion)")
+    @admin.action(description="Test connection (a real, minimal completion)")
     def test_connection(self, request, queryset):
-        self._check(request, queryset, mode="ping", endpoint=Endpoint.TEST, label="Test")
+        # The same test as POST /api/llm/test: its token, retry and deadline limits.
+        configs = self._selected(request, queryset)
+        if configs is None:
+            return
+        for config, outcome in zip(configs, provider_configs_test(configs=configs), strict=True):
+            if outcome.success:
+                self.message_user(
+                    request,
+                    f"Test of {config}: OK in {outcome.latency_ms} ms.",
+                    messages.SUCCESS,
+                )
+            else:
+                status = check_status(success=False, error=outcome.error)
+                error = outcome.error or {}
+                self.message_user(
+                    request,
+                    f"Test of {config}: {status} — {error.get('type')}: {error.get('message')}",
+                    messages.ERROR,
+                )
 
     @admin.action(description="Validate (as start-up does: LLM_VALIDATION_MODE)")
     def validate_configs(self, request, queryset):
         # mode None: the configured mode (models unless set to ping; "off" still checks).
         self._check(request, queryset, mode=None, endpoint=Endpoint.VALIDATION, label="Validation")
 
-    def _check(self, request, queryset, *, mode, endpoint, label):
+    def _selected(self, request, queryset) -> list[ProviderConfig] | None:
         configs = list(queryset.select_related("tenant")[: MAX_CONFIGS_PER_ACTION + 1])
         if len(configs) > MAX_CONFIGS_PER_ACTION:
             self.message_user(
@@ -251,6 +271,12 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                 f"Select at most {MAX_CONFIGS_PER_ACTION} configs at a time.",
                 messages.ERROR,
             )
+            return None
+        return configs
+
+    def _check(self, request, queryset, *, mode, endpoint, label):
+        configs = self._selected(request, queryset)
+        if configs is None:
             return
         report = validate_provider_configs(
             configs, mode=mode, timeout=ADMIN_CHECK_TIMEOUT, endpoint=endpoint

@@ -8,7 +8,7 @@ class LLMProvidersConfig(AppConfig):
     def ready(self):
         from . import checks  # noqa: F401  (registers the settings checks)
 
-        # Serving processes only, in a background thread; see startup.py.
-        from .startup import maybe_start_validation
+        # Serving processes only, in a background thread; see validation/startup.py.
+        from .validation.startup import maybe_start_validation
 
         maybe_start_validation()

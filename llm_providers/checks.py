@@ -6,7 +6,7 @@ A wrong setting is reported here, naming it, instead of failing deep inside a ca
 from django.conf import settings
 from django.core.checks import Error, register
 
-from .urlsafety import InvalidAllowlistEntry, parse_allowlist_entry
+from .configs.urlsafety import InvalidAllowlistEntry, parse_allowlist_entry
 
 
 @register()

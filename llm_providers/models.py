@@ -5,7 +5,7 @@ from django.db.models import Q
 
 from tenants.models import Tenant, TenantScopedQuerySet
 
-from .encryption import FailClosedEncryptedCharField, UndecryptableSecret
+from .configs.encryption import FailClosedEncryptedCharField, UndecryptableSecret
 
 
 class Provider(models.TextChoices):

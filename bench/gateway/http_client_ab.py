@@ -9,7 +9,7 @@ alike; reported is each arm's median over the rounds of `time.process_time` per 
 - requests.Session.post: a pooled session's ordinary call (what the code did originally);
 - http.send (full prepare + Session.send): the code before this change, as far as the
   HTTP client goes (`_prepare_fully` + `Session.send`);
-- http.send: `llm_providers.http.send` as it is now;
+- http.send: `llm_providers.transport.send.send` as it is now;
 - urllib3 alone: `PoolManager.request` with the JSON body (a floor, not used: the tests
   intercept at `HTTPAdapter.send`).
 """
@@ -67,9 +67,9 @@ def run(args) -> int:
     import requests
     import urllib3
 
-    from llm_providers import http
     from llm_providers.errors import ProviderError
     from llm_providers.providers.base import HttpRequestSpec
+    from llm_providers.transport import prepare, send, sessions
 
     url = f"http://127.0.0.1:{args.port}/v1/chat/completions"
     headers = {"Authorization": "Bearer sk-bench-fake-key-0001", "Accept": "application/json"}
@@ -84,15 +84,15 @@ def run(args) -> int:
         r = plain.post(url, json=BODY, headers=headers)
         r.content  # noqa: B018
 
-    session = http.get_session(url, check=True)
+    session = sessions.get_session(url, check=True)
     old_session = requests.Session()
     old_session.trust_env = False
-    old_adapter = http.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+    old_adapter = sessions.HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
     old_session.mount("http://", old_adapter)
 
     def old_send():
         r = old_session.send(
-            http._prepare_fully(old_session, spec, headers),
+            prepare.prepare_fully(old_session, spec, headers),
             timeout=(5, 60),
             stream=True,
             allow_redirects=False,
@@ -100,7 +100,7 @@ def run(args) -> int:
         b"".join(r.iter_content(65536))
 
     def new_send():
-        result = http.send(spec, map_error=map_error, check=True, max_retries=0)
+        result = send.send(spec, map_error=map_error, check=True, max_retries=0)
         assert result.ok, result.error
 
     pool = urllib3.PoolManager(maxsize=32)

@@ -11,7 +11,7 @@ from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from ..models import KeyStatus, Provider, ProviderConfig, UsageLog
-from ..selectors import STATS_GROUPS
+from ..usage.selectors import STATS_GROUPS
 
 # Provider keys are printable ASCII without spaces; anything else would end up in an HTTP
 # header (CR/LF injection) or is a paste accident.

@@ -12,10 +12,10 @@ from rest_framework.response import Response
 from config.schema import error_responses
 from tenants.scoping import TenantScopedViewMixin
 
-from .. import selectors
-from ..connection_test import DEFAULT_TEST_PROMPT, provider_config_test
+from ..configs.services import UNSET, llm_provider_service
+from ..configs.testing import DEFAULT_TEST_PROMPT, provider_config_test
 from ..models import Endpoint, Provider, ProviderConfig, UsageLog
-from ..services import UNSET, llm_provider_service
+from ..usage import selectors
 from .filters import UsageLogFilterSet
 from .serializers import (
     ConnectionTestResultSerializer,

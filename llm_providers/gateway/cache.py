@@ -1,4 +1,4 @@
-"""In-process caches for the /v1 hot path: API key → key row, tenant → active config.
+"""In-process caches for the /v1 hot path: API key → key row, tenant → resolved config.
 
 Measured (bench/README.md): looking the key up and loading the config cost more than the
 rest of a call. Both change rarely, so each process keeps them for a few seconds
@@ -6,6 +6,9 @@ rest of a call. Both change rarely, so each process keeps them for a few seconds
 a provider config clears both caches in the process that made the change (signals);
 other processes see the change within the TTL. Failed lookups are never cached, so a new
 key works at once. Expiry is re-checked on every hit.
+
+A tenant's entry is its whole resolution (engine/resolution.py), the environment
+fallback included, so a warm call looks nothing up. A settings change (tests) clears it.
 
 Keys are cached under their SHA-256, never in plaintext.
 """
@@ -15,13 +18,14 @@ import time
 
 from django.conf import settings
 from django.db.models.signals import post_delete, post_save
+from django.test.signals import setting_changed
 from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from tenants.authentication import resolve_api_key
 from tenants.models import Tenant, TenantAPIKey
 
-from .. import hotpath
+from ..engine import resolution
 from ..models import ProviderConfig
 
 MAX_ENTRIES = 10_000
@@ -71,14 +75,19 @@ def authenticate_key(key: str) -> TenantAPIKey:
     return api_key
 
 
+def resolved_config(tenant_id: str) -> resolution.ResolvedConfig:
+    """Where the tenant's calls go (as LLMService resolves it), cached for a few seconds."""
+    resolved = _configs.get(tenant_id) if ttl() > 0 else _MISSING
+    if resolved is _MISSING:
+        resolved = resolution.resolve(tenant_id)
+        if ttl() > 0 and resolved.tenant_exists:
+            _configs.set(tenant_id, resolved)
+    return resolved
+
+
 def active_config(tenant_id: str) -> ProviderConfig | None:
-    """The tenant's active config (as LLMService looks it up), cached for a few seconds."""
-    config = _configs.get(tenant_id) if ttl() > 0 else _MISSING
-    if config is _MISSING:
-        config = hotpath.active_config(tenant_id)
-        if ttl() > 0:
-            _configs.set(tenant_id, config)
-    return config
+    """The tenant's active config (None on the environment fallback), from that cache."""
+    return resolved_config(tenant_id).config
 
 
 def clear() -> None:
@@ -90,6 +99,7 @@ def _on_change(sender, **kwargs) -> None:
     clear()
 
 
+setting_changed.connect(_on_change, dispatch_uid="gateway-cache-settings")
 for _model in (Tenant, TenantAPIKey, ProviderConfig):
     post_save.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-save-{_model}")
     post_delete.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-del-{_model}")

@@ -20,7 +20,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
-from . import cache, services
+from . import cache, wire
 from .errors import error_response, provider_error_response
 
 JSON = "application/json"
@@ -81,36 +81,36 @@ def _chat_completions(request, started):
     if denied is not None:
         return denied, None
     try:
-        chat = services.parse_chat_request(request.body)
+        chat = wire.parse_chat_request(request.body)
     except RequestDataTooBig:
         return error_response(
             413, "The request body is too large.", "invalid_request_error", "request_too_large"
         ), None
-    except services.BadRequest as exc:
+    except wire.BadRequest as exc:
         return error_response(400, exc.message, "invalid_request_error", exc.code, exc.param), None
 
-    service = services.service_for(tenant_id)
+    service = wire.service_for(tenant_id)
     try:
         if chat.stream:
             t0 = time.perf_counter()
-            stream = services.start_stream(service, chat)
+            stream = wire.start_stream(service, chat)
             provider_ms = (time.perf_counter() - t0) * 1000
         else:
-            result = services.run_chat(service, chat)
+            result = wire.run_chat(service, chat)
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
     if not chat.stream:
         if not result.success:
             return provider_error_response(result.error), result.upstream_ms or None
-        body = json.dumps(services.completion_body(result), separators=(",", ":"))
+        body = json.dumps(wire.completion_body(result), separators=(",", ":"))
         return HttpResponse(body, content_type=JSON), result.upstream_ms
 
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
     model = chat.model or service.resolve().model
     response = StreamingHttpResponse(
-        services.sse_events(stream, chat, model), content_type="text/event-stream"
+        wire.sse_events(stream, chat, model), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx in front must not hold the chunks back
@@ -126,7 +126,7 @@ def models(request):
     else:
         tenant_id, response = _authenticate(request)
         if response is None:
-            body = {"object": "list", "data": services.model_list(tenant_id)}
+            body = {"object": "list", "data": wire.model_list(tenant_id)}
             response = HttpResponse(json.dumps(body), content_type=JSON)
     _server_timing(response, started, None)
     return response

@@ -1,7 +1,7 @@
 """The adapter interface: turn a chat call into one provider's wire format and back.
 
 Adapters are pure: they build request descriptions and parse bodies; they never do I/O.
-`llm_providers.http` sends what they build, `LLMService` ties the two together, and the
+`llm_providers.transport` sends what they build, `LLMService` ties the two together, and the
 /v1 gateway uses the streaming pieces (`build_stream_request`, `parse_stream_event`).
 """
 
@@ -11,8 +11,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from ..errors import ErrorType, ProviderError, error_type_for_status
 
 Message = Mapping[str, Any]  # an OpenAI-style chat message: {"role", "content"}
@@ -20,7 +18,7 @@ Message = Mapping[str, Any]  # an OpenAI-style chat message: {"role", "content"}
 
 @dataclass
 class HttpRequestSpec:
-    """A request to send: what an adapter builds and `llm_providers.http` sends."""
+    """A request to send: what an adapter builds and `llm_providers.transport` sends."""
 
     method: str
     url: str
@@ -217,18 +215,14 @@ class ProviderAdapter:
     name: str = ""
     label: str = ""
     default_base_url: str = ""
+    # Names of the settings that hold the environment's base URL and key: metadata that
+    # engine/resolution.py reads; adapters themselves are given base_url and api_key.
     base_url_setting: str | None = None  # e.g. "OPENAI_BASE_URL"
     key_setting: str | None = None  # the environment fallback's key, e.g. "OPENAI_API_KEY"
     requires_api_key: bool = True
     auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
-
-    # -- configuration -----------------------------------------------------------------
-    def resolve_base_url(self, configured: str | None = None) -> str:
-        """The config's base URL, else the provider's environment variable, else the default."""
-        env_value = getattr(settings, self.base_url_setting, "") if self.base_url_setting else ""
-        return (configured or env_value or self.default_base_url or "").rstrip("/")
 
     # -- chat --------------------------------------------------------------------------
     def build_chat_request(

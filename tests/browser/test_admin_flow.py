@@ -5,6 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from llm_providers.configs.testing import TEST_MAX_TOKENS
 from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import TenantFactory
 
@@ -82,7 +83,7 @@ def test_operator_adds_a_provider_tests_it_and_sees_the_usage_chart(
     expect(page.locator("#usage-totals")).to_contain_text("local")
 
     request, _ = model_server.log[0]
-    assert request.json["max_tokens"] == 1
+    assert request.json["max_tokens"] == TEST_MAX_TOKENS  # the API test's limit (B7)
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
     config = ProviderConfig.objects.get(tenant=tenant)
     assert config.last_test_success is True and config.is_active

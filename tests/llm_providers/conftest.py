@@ -3,7 +3,7 @@
 import pytest
 from pytest_httpserver import HTTPServer
 
-from llm_providers import http
+from llm_providers.transport import send, sessions
 from tests.factories import ProviderConfigFactory
 from tests.support.processes import closed_port_url  # noqa: F401 (re-exported for the tests here)
 
@@ -17,14 +17,14 @@ LOCAL_KEY = "local-test-fake-key-0004"
 def waits(monkeypatch):
     """Every wait the retry logic asks for, in seconds; nothing really sleeps."""
     recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
+    monkeypatch.setattr(send, "sleep", recorded.append)
     return recorded
 
 
 @pytest.fixture(autouse=True)
 def _fresh_sessions():
     yield
-    http.close_sessions()
+    sessions.close_sessions()
 
 
 @pytest.fixture

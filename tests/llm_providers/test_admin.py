@@ -9,8 +9,9 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from llm_providers.dashboard import usage_by_day_and_provider
+from llm_providers.configs.testing import TEST_MAX_TOKENS
 from llm_providers.models import ProviderConfig, UsageLog
+from llm_providers.usage.dashboard import usage_by_day_and_provider
 from tests.factories import ProviderConfigFactory, TenantFactory, UsageLogFactory
 from tests.llm_providers.conftest import base_url
 from tests.llm_providers.test_encryption import raw_key_column
@@ -292,7 +293,8 @@ def test_test_connection_makes_a_real_completion_and_reports_success(admin_clien
 
     assert f"Test of {config}: OK in" in page
     request, _ = upstream.log[0]
-    assert request.json["max_tokens"] == 1
+    # The API's test (B7): its token limit, not a separate 1-token ping.
+    assert request.json["max_tokens"] == TEST_MAX_TOKENS
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
     usage = UsageLog.objects.get()
     assert (usage.endpoint, usage.provider_config_id, usage.tokens_used) == ("test", config.pk, 6)
@@ -314,6 +316,22 @@ def test_test_connection_reports_a_refused_key_on_the_page(admin_client, upstrea
     assert FAKE_KEY not in page
     config.refresh_from_db()
     assert config.last_test_success is False
+
+
+def test_test_connection_makes_one_attempt_like_the_api_test(admin_client, upstream, settings):
+    # B7: the admin action ran a validation ping with LLM_MAX_RETRIES retries.
+    settings.LLM_MAX_RETRIES = 2
+    upstream.expect_request("/v1/chat/completions").respond_with_json({"error": {}}, status=503)
+    config = ProviderConfigFactory(
+        provider="local", base_url=base_url(upstream), default_model="m", api_key=FAKE_KEY
+    )
+
+    page = html(run_action(admin_client, "test_connection", config))
+
+    assert f"Test of {config}: unreachable" in page
+    assert len(upstream.log) == 1
+    usage = UsageLog.objects.get()
+    assert (usage.endpoint, usage.metadata["attempts"]) == ("test", 1)
 
 
 def test_test_connection_never_sends_an_undecryptable_key(admin_client, upstream):

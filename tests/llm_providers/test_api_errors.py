@@ -170,7 +170,7 @@ def test_django_server_errors_under_api_are_json_in_the_error_shape():
 
 
 def test_a_database_outage_is_503_service_unavailable(tenant_client, monkeypatch):
-    from llm_providers import selectors
+    from llm_providers.usage import selectors
 
     def down(tenant):
         raise OperationalError("connection refused")

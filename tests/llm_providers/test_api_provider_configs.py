@@ -2,8 +2,8 @@
 
 import pytest
 
+from llm_providers.configs.services import decrypted_api_key
 from llm_providers.models import ProviderConfig
-from llm_providers.services import decrypted_api_key
 from tests.factories import ProviderConfigFactory
 
 from .api_support import (  # noqa: F401

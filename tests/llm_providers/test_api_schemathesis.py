@@ -13,7 +13,7 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from llm_providers import urlsafety
+from llm_providers.configs import urlsafety
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory, UsageLogFactory
 
 from .api_support import _fresh_cache  # noqa: F401

@@ -5,7 +5,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
-from llm_providers.encryption import UndecryptableKeyError, UndecryptableSecret
+from llm_providers.configs.encryption import UndecryptableKeyError, UndecryptableSecret
 from llm_providers.models import KeyStatus, ProviderConfig
 from llm_providers.services import llm_provider_service
 from tests.factories import ProviderConfigFactory

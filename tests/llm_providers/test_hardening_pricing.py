@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from llm_providers import pricing
 from llm_providers.models import UsageLog
-from llm_providers.pricing import MAX_CALL_COST_USD, cost_usd, validate_pricing
 from llm_providers.providers.base import TokenUsage
 from llm_providers.services import LLMService
+from llm_providers.usage.pricing import MAX_CALL_COST_USD, cost_usd, validate_pricing
 from tests.factories import UsageLogFactory
 
 from .conftest import openai_reply
@@ -95,7 +95,7 @@ def test_cost_beyond_the_call_bound_is_unknown_and_logged(caplog):
     usage = TokenUsage(prompt_tokens=10**9, completion_tokens=10**9)  # a lying provider
     prices = {"pricing": {"input_per_mtok": 10_000, "output_per_mtok": 10_000}}
 
-    with caplog.at_level(logging.WARNING, logger="llm_providers.pricing"):
+    with caplog.at_level(logging.WARNING, logger="llm_providers.usage.pricing"):
         assert cost_usd("local", "m", usage, metadata=prices) is None
     assert "out of range" in caplog.text
 

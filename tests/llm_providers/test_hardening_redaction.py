@@ -85,8 +85,8 @@ def test_credentials_in_a_url_are_redacted(text):
 
 
 def test_the_logging_filter_redacts_url_credentials(caplog):
-    logger = logging.getLogger("llm_providers.http")
-    with caplog.at_level(logging.INFO, logger="llm_providers.http"):
+    logger = logging.getLogger("llm_providers.transport.send")
+    with caplog.at_level(logging.INFO, logger="llm_providers.transport.send"):
         logger.info("retrying POST %s", "https://user:pa55word@proxy.example/v1")
 
     assert "pa55word" not in caplog.text

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from llm_providers.urlsafety import (
+from llm_providers.configs.urlsafety import (
     UnsafeBaseURL,
     allowed_networks,
     check_address,
@@ -127,7 +127,7 @@ def test_host_name_in_the_allowlist_does_not_turn_a_save_into_a_500(
 ):
     settings.LLM_BASE_URL_ALLOWLIST = ["127.0.0.1", "localhost"]
 
-    with caplog.at_level(logging.ERROR, logger="llm_providers.urlsafety"):
+    with caplog.at_level(logging.ERROR, logger="llm_providers.configs.urlsafety"):
         response = tenant_client.post(
             CONFIGURE, {**LOCAL, "base_url": "http://127.0.0.1:9/v1"}, format="json"
         )

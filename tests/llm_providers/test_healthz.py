@@ -107,3 +107,17 @@ def test_refuses_writes(db, client):
     response = client.post("/healthz", data=json.dumps({}), content_type="application/json")
 
     assert response.status_code == 405
+
+
+def test_a_disabled_tenant_does_not_make_it_degraded(db, client, upstream):
+    # Bug B1: a disabled tenant's config was validated and counted "unusable".
+    upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
+    local_config(base_url(upstream), TenantFactory())
+    local_config(base_url(upstream), TenantFactory(is_active=False))
+    run_llm_startup_validation(timeout=5)
+
+    body = client.get("/healthz").json()
+
+    assert body["status"] == "ok"
+    assert body["checks"]["validation"]["unusable"] == 0
+    assert body["checks"]["validation"]["total"] == 1

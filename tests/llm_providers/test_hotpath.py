@@ -7,8 +7,9 @@ from django.db import connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from llm_providers import hotpath
+from llm_providers.engine.resolution import active_config
 from llm_providers.models import ProviderConfig, UsageLog
+from llm_providers.usage.writes import insert_usage_log
 from tests.factories import ProviderConfigFactory
 
 
@@ -23,7 +24,7 @@ def test_active_config_matches_the_orm_lookup(tenant, other_tenant):
     )
     ProviderConfigFactory(tenant=other_tenant, api_key="sk-test-fake-key-0009")
 
-    found = hotpath.active_config("tenant_123")
+    found = active_config("tenant_123")
     expected = ProviderConfig.objects.for_tenant(tenant).active().get()
 
     assert found.pk == active.pk == expected.pk
@@ -35,7 +36,7 @@ def test_active_config_matches_the_orm_lookup(tenant, other_tenant):
 
 def test_active_config_is_none_without_an_active_config(tenant, other_tenant):
     ProviderConfigFactory(tenant=other_tenant, api_key="sk-test-fake-key-0009")
-    assert hotpath.active_config("tenant_123") is None
+    assert active_config("tenant_123") is None
 
 
 def test_insert_usage_log_round_trips_every_field(tenant):
@@ -58,7 +59,7 @@ def test_insert_usage_log_round_trips_every_field(tenant):
         metadata={"attempts": 3, "nested": {"a": [1, 2]}, "text": "ünïcode"},
     )
 
-    pk = hotpath.insert_usage_log(row)
+    pk = insert_usage_log(row)
 
     stored = UsageLog.objects.get(pk=pk)
     assert model_to_dict(stored) == model_to_dict(row)
@@ -69,7 +70,7 @@ def test_insert_usage_log_round_trips_every_field(tenant):
 
 def test_insert_usage_log_ids_increase(tenant):
     ids = [
-        hotpath.insert_usage_log(
+        insert_usage_log(
             UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=True)
         )
         for _ in range(3)
@@ -79,7 +80,7 @@ def test_insert_usage_log_ids_increase(tenant):
 
 def _insert_sql(tenant) -> tuple[int, str]:
     with CaptureQueriesContext(connection) as queries:
-        pk = hotpath.insert_usage_log(
+        pk = insert_usage_log(
             UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=True)
         )
     return pk, queries[-1]["sql"]

@@ -14,10 +14,11 @@ from email.utils import format_datetime
 import pytest
 from werkzeug import Response
 
-from llm_providers import http
 from llm_providers.errors import ErrorType
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
+from llm_providers.transport import retry, sessions
+from llm_providers.transport.send import send
 
 from .conftest import openai_reply
 
@@ -334,10 +335,10 @@ def test_redirect_is_not_followed(httpserver, local):
 
 
 def test_one_pooled_session_per_host():
-    a = http.get_session("https://api.openai.com/v1/chat/completions")
-    b = http.get_session("https://api.openai.com/v1/models")
-    c = http.get_session("https://api.anthropic.com/v1/messages")
-    d = http.get_session("https://api.openai.com/v1/models", check=True)
+    a = sessions.get_session("https://api.openai.com/v1/chat/completions")
+    b = sessions.get_session("https://api.openai.com/v1/models")
+    c = sessions.get_session("https://api.anthropic.com/v1/messages")
+    d = sessions.get_session("https://api.openai.com/v1/models", check=True)
     assert a is b
     assert a is not c and a is not d
 
@@ -359,10 +360,10 @@ def test_pooled_session_never_keeps_cookies(httpserver, local):
 
 
 def test_retry_after_parsing():
-    assert http.retry_after_seconds({"retry-after": "2.5"}) == 2.5
-    assert http.retry_after_seconds({"retry-after-ms": "10"}) == 0.01
-    assert http.retry_after_seconds({"retry-after": "soon"}) is None
-    assert http.retry_after_seconds({}) is None
+    assert retry.retry_after_seconds({"retry-after": "2.5"}) == 2.5
+    assert retry.retry_after_seconds({"retry-after-ms": "10"}) == 0.01
+    assert retry.retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry.retry_after_seconds({}) is None
 
 
 def test_a_forked_child_does_not_reuse_the_parents_sessions():
@@ -370,16 +371,16 @@ def test_a_forked_child_does_not_reuse_the_parents_sessions():
     script = textwrap.dedent(
         """
         import os
-        from llm_providers import http
-        parent = http.get_session("https://api.openai.com/v1/models")
+        from llm_providers.transport import sessions
+        parent = sessions.get_session("https://api.openai.com/v1/models")
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:
-            child = http.get_session("https://api.openai.com/v1/models")
+            child = sessions.get_session("https://api.openai.com/v1/models")
             os.write(write, b"new" if child is not parent else b"same")
             os._exit(0)
         os.waitpid(pid, 0)
-        same_in_parent = http.get_session("https://api.openai.com/v1/models") is parent
+        same_in_parent = sessions.get_session("https://api.openai.com/v1/models") is parent
         print(os.read(read, 10).decode(), same_in_parent)
         """
     )
@@ -410,7 +411,7 @@ def test_sends_the_json_body_and_headers_as_prepared_once_per_url(httpserver):
     url = httpserver.url_for(CHAT)
 
     for n in range(2):  # the second call takes the cached preparation of the URL
-        result = http.send(
+        result = send(
             _spec(url, {"Authorization": "Bearer sk-test-fake-key-0001"}, {"n": n}),
             map_error=_unexpected,
             check=True,
@@ -430,7 +431,7 @@ def test_credentials_in_the_url_are_still_sent_as_basic_auth(httpserver):
     httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("ok"))
     url = httpserver.url_for(CHAT).replace("http://", "http://user:pw@")
 
-    result = http.send(_spec(url, body={"a": 1}), map_error=_unexpected, check=True)
+    result = send(_spec(url, body={"a": 1}), map_error=_unexpected, check=True)
 
     assert result.ok
     assert httpserver.log[0][0].headers["Authorization"] == "Basic dXNlcjpwdw=="
@@ -439,13 +440,13 @@ def test_credentials_in_the_url_are_still_sent_as_basic_auth(httpserver):
 def test_a_closed_connection_pool_is_replaced_on_the_next_call(httpserver):
     httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("ok"))
     url = httpserver.url_for(CHAT)
-    assert http.send(_spec(url, body={}), map_error=_unexpected).ok
-    adapter = http.get_session(url).get_adapter(url)
+    assert send(_spec(url, body={}), map_error=_unexpected).ok
+    adapter = sessions.get_session(url).get_adapter(url)
     old_pool = adapter._pools[url]
     adapter.poolmanager.pools.clear()  # the manager forgets it (an eviction) ...
     old_pool.close()  # ... and it is closed
 
-    result = http.send(_spec(url, body={}), map_error=_unexpected)
+    result = send(_spec(url, body={}), map_error=_unexpected)
 
     assert result.ok and len(httpserver.log) == 2
     assert adapter._pools[url] is not old_pool and adapter._pools[url].pool is not None
@@ -454,9 +455,7 @@ def test_a_closed_connection_pool_is_replaced_on_the_next_call(httpserver):
 def test_a_header_no_http_request_can_carry_is_a_configuration_error(httpserver):
     url = httpserver.url_for(CHAT)
 
-    result = http.send(
-        _spec(url, {"Authorization": "Bearer sk-test\nfake"}, {}), map_error=_unexpected
-    )
+    result = send(_spec(url, {"Authorization": "Bearer sk-test\nfake"}, {}), map_error=_unexpected)
 
     assert result.error.type == ErrorType.CONFIGURATION
     assert "sk-test" not in result.error.message

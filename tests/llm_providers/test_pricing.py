@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from llm_providers.pricing import cost_usd, validate_pricing
 from llm_providers.providers.base import TokenUsage
+from llm_providers.usage.pricing import cost_usd, validate_pricing
 
 MILLION_EACH = TokenUsage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
 

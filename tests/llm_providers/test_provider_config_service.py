@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, close_old_connections, connection, transaction
 
-from llm_providers.models import ProviderConfig
+from llm_providers.models import Provider, ProviderConfig
+from llm_providers.providers import get_adapter
 from llm_providers.services import llm_provider_service
 from tenants.models import Tenant
 from tests.factories import ProviderConfigFactory, TenantFactory
@@ -141,3 +142,17 @@ def test_racing_activations_leave_exactly_one_active_config():
         t.join()
     assert errors == []
     assert ProviderConfig.objects.for_tenant(tenant).active().count() == 1
+
+
+@pytest.mark.parametrize("provider", Provider.values)
+def test_save_time_rules_are_the_adapters_own(provider):
+    # One rule (engine/resolution.py, from adapter metadata) for saving and for calling.
+    adapter = get_adapter(provider)
+    config = ProviderConfig(provider=provider, default_model="m", metadata={})
+
+    with pytest.raises(ValidationError) as raised:
+        llm_provider_service.clean_provider_config(config)
+
+    errors = raised.value.message_dict
+    assert ("api_key" in errors) is adapter.requires_api_key
+    assert ("base_url" in errors) is (not adapter.default_base_url)

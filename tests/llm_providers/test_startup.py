@@ -6,7 +6,7 @@ import pytest
 from django.db import OperationalError
 from django.test import override_settings
 
-from llm_providers import startup
+from llm_providers.validation import startup
 from tests.support.processes import (
     Gunicorn,
     closed_port_url,

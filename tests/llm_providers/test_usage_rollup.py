@@ -16,10 +16,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_tasks_db.models import DBTaskResult
 
-from llm_providers import rollup
 from llm_providers.api.serializers import UsageStatsSerializer
 from llm_providers.models import UsageDailyRollup, UsageLog, UsageRollupState
-from llm_providers.selectors import STATS_GROUPS, usage_stats_for_window, usage_stats_in_window
+from llm_providers.usage import rollup
+from llm_providers.usage.selectors import (
+    STATS_GROUPS,
+    usage_stats_for_window,
+    usage_stats_in_window,
+)
 from tenants.models import Tenant
 from tests.factories import TenantFactory, UsageLogFactory
 
@@ -241,7 +245,7 @@ def test_stats_request_enqueues_the_rollup_task_once_a_day_without_running_it(
     assert first.status_code == second.status_code == 200
     assert first.json()["totals"]["requests"] == 1
     task = DBTaskResult.objects.get()
-    assert task.task_path == "llm_providers.tasks.roll_up_usage"
+    assert task.task_path == "llm_providers.usage.tasks.roll_up_usage"
     assert task.status == "READY"
     assert second_callbacks == []
     # Enqueued, not run: the request path rolled nothing up.
@@ -250,7 +254,7 @@ def test_stats_request_enqueues_the_rollup_task_once_a_day_without_running_it(
 
 
 def test_the_rollup_task_rolls_up_pending_days(tenant):
-    from llm_providers.tasks import roll_up_usage
+    from llm_providers.usage.tasks import roll_up_usage
 
     log(tenant, datetime.now(UTC) - timedelta(days=2))
     assert roll_up_usage.call() == 2

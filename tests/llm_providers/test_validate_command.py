@@ -153,3 +153,15 @@ def test_bad_arguments_exit_2(args):
 
     assert completed.returncode == 2, completed.stderr
     assert "usage:" in completed.stderr
+
+
+def test_a_disabled_tenant_does_not_make_it_exit_1(db, upstream):
+    # Bug B1: its config was checked, found "unusable" (tenant not active), and exit was 1.
+    upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
+    local_config(base_url(upstream))
+    local_config(base_url(upstream), tenant=TenantFactory(is_active=False))
+
+    code, out, _ = run("--timeout", "5")
+
+    assert code == 0
+    assert "1 checked" in out and "0 unusable" in out

@@ -9,16 +9,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from werkzeug import Response
 
-from llm_providers.llm_service import LLMService
 from llm_providers.models import ProviderConfig, UsageLog
-from llm_providers.validation import (
-    CACHE_KEY,
-    CheckStatus,
-    LLMStartupValidator,
-    latest_validation,
-    run_llm_startup_validation,
-    validate_provider_configs,
-)
+from llm_providers.services import LLMService
+from llm_providers.validation import LLMStartupValidator, run_llm_startup_validation
+from llm_providers.validation.health import CACHE_KEY, latest_validation
+from llm_providers.validation.report import CheckStatus
+from llm_providers.validation.runner import validate_provider_configs
 from tests.factories import ProviderConfigFactory, TenantFactory
 from tests.llm_providers.conftest import base_url, closed_port_url
 
@@ -414,3 +410,29 @@ def test_environment_fallback_is_not_checked_when_no_tenant_relies_on_it(db, ups
     report = run_llm_startup_validation(timeout=5)
 
     assert [check.source for check in report.checks] == ["config"]
+
+
+def test_a_disabled_tenants_config_is_not_checked_or_reported_unusable(db, upstream):
+    # Bug B1: its calls are refused ("The tenant is not active"), so it is no provider.
+    upstream.expect_request("/v1/models").respond_with_json(MODELS_REPLY)
+    local_config(base_url(upstream))
+    disabled = local_config(base_url(upstream), tenant=TenantFactory(is_active=False))
+
+    report = run_llm_startup_validation(timeout=5)
+
+    assert report.summary == {"reachable": 1, "unreachable": 0, "unusable": 0, "total": 1}
+    assert report.all_usable
+    disabled.refresh_from_db()
+    assert disabled.last_tested is None
+
+
+def test_an_unusable_config_is_reported_by_the_rule_calls_use_without_a_request(db, upstream):
+    config = ProviderConfigFactory(provider="openai", default_model="gpt-4o-mini", api_key="")
+
+    report = run_llm_startup_validation(timeout=5)
+
+    (check,) = report.checks
+    assert check.status == CheckStatus.UNUSABLE
+    assert check.error["type"] == "configuration"
+    assert check.error["message"] == LLMService(config.tenant_id).describe()["error"]["message"]
+    assert upstream.log == []

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from llm_providers import rollup
+from llm_providers.usage import rollup
 
 
 class Command(BaseCommand):

@@ -5,7 +5,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from llm_providers.encryption import FailClosedEncryptedCharField, rotate_token
+from llm_providers.configs.encryption import FailClosedEncryptedCharField, rotate_token
 
 
 def encrypted_columns():

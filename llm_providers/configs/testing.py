@@ -1,15 +1,21 @@
-"""`POST /api/llm/test`: one real, minimal completion and its outcome stored on the config."""
+"""The connection test (`POST /api/llm/test` and the admin's "Test connection").
 
-import copy
+One real, minimal completion, its outcome stored on the config.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
 
+from ..engine.options import CallOptions
+from ..engine.service import LLMService
+from ..models import Endpoint, ProviderConfig
 from . import services
 from .encryption import UndecryptableKeyError
-from .models import Endpoint, ProviderConfig
 
 DEFAULT_TEST_PROMPT = "Reply with the single word OK."
 # Enough for a one-word answer; a test must never become a money pump.
@@ -18,6 +24,9 @@ TEST_MAX_TOKENS = 8
 # not held for minutes (the config's own smaller deadline still applies).
 TEST_MAX_RETRIES = 0
 TEST_DEADLINE_SECONDS = 30.0
+TEST_OPTIONS = CallOptions(deadline=TEST_DEADLINE_SECONDS, max_retries=TEST_MAX_RETRIES)
+# Several configs (the admin action) are tested at once, so the page waits for the slowest.
+MAX_WORKERS = 16
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,10 @@ def provider_config_test(
     """
     if config is None:
         config = services.llm_provider_service.get_active_config(tenant.pk)
-    llm = services.LLMService(tenant.pk, config=_for_testing(config) if config else None)
-    result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
+    llm = LLMService(tenant.pk, config=config)
+    result = llm.generate_completion(
+        prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST, options=TEST_OPTIONS
+    )
     error = _redacted_error(result.error, config)
     if config is not None:
         provider_config_record_test(
@@ -68,17 +79,22 @@ def provider_config_test(
     )
 
 
-def _for_testing(config: ProviderConfig) -> ProviderConfig:
-    """An unsaved copy of `config` with the test's retry and deadline limits in metadata."""
-    metadata = dict(config.metadata) if isinstance(config.metadata, dict) else {}
-    deadline = metadata.get("deadline")
-    usable = isinstance(deadline, int | float) and not isinstance(deadline, bool)
-    if not usable or not 0 < deadline < TEST_DEADLINE_SECONDS:
-        metadata["deadline"] = TEST_DEADLINE_SECONDS
-    metadata["max_retries"] = TEST_MAX_RETRIES
-    trial = copy.copy(config)
-    trial.metadata = metadata
-    return trial
+def provider_configs_test(*, configs: list[ProviderConfig]) -> list[ConnectionTestOutcome]:
+    """`provider_config_test` for each config (with its tenant), concurrently, in order."""
+    if len(configs) <= 1:
+        # One test needs no pool; it also keeps the caller's database connection.
+        return [provider_config_test(tenant=c.tenant, config=c) for c in configs]
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_WORKERS, len(configs)), thread_name_prefix="llm-test"
+    ) as executor:
+        return list(executor.map(_test_in_thread, configs))
+
+
+def _test_in_thread(config: ProviderConfig) -> ConnectionTestOutcome:
+    try:
+        return provider_config_test(tenant=config.tenant, config=config)
+    finally:
+        connections.close_all()  # worker threads have their own connections
 
 
 def provider_config_record_test(

@@ -1,4 +1,4 @@
-"""Provider configuration operations (SPEC §4) and the LLMService entry point."""
+"""Provider configuration operations (SPEC §4)."""
 
 import logging
 import uuid
@@ -8,9 +8,10 @@ from django.db import transaction
 
 from tenants.models import Tenant
 
+from ..engine import resolution
+from ..models import Provider, ProviderConfig
 from .encryption import UndecryptableKeyError, UndecryptableSecret
 from .metadata_rules import metadata_problems
-from .models import Provider, ProviderConfig
 from .urlsafety import UnsafeBaseURL, validate_base_url
 
 logger = logging.getLogger(__name__)
@@ -146,12 +147,9 @@ class ProviderConfigService:
                 config.base_url = validate_base_url(config.base_url)
             except UnsafeBaseURL as exc:
                 errors["base_url"] = [str(exc)]
-        elif config.provider == Provider.LOCAL:
-            errors["base_url"] = ["A base URL is required for the local provider."]
-        if (
-            config.provider in (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
-            and not config.api_key_encrypted
-        ):
+        elif resolution.requires_base_url(config.provider):
+            errors["base_url"] = [f"A base URL is required for the {config.provider} provider."]
+        if resolution.requires_api_key(config.provider) and not config.api_key_encrypted:
             errors["api_key"] = [f"An API key is required for {config.provider}."]
         if not isinstance(config.metadata, dict):
             errors["metadata"] = ["metadata must be a JSON object."]
@@ -178,6 +176,3 @@ def decrypted_api_key(config: ProviderConfig) -> str | None:
 
 
 llm_provider_service = ProviderConfigService()
-
-
-from .llm_service import CompletionResult, LLMService  # noqa: E402,F401  (SPEC §4 import path)

@@ -1,179 +1,35 @@
-"""Provider validation (SPEC §8): is each active config reachable, with a working key?
+"""Checking providers (SPEC §8): is each active config reachable, with a working key?
 
 Every provider is checked concurrently, each with its own timeout, so validating many
 costs about as long as the slowest one. Outcomes go onto the configs (one bulk update)
 and, for a full run, into one shared cache entry that `/healthz` reads as counts.
 """
 
-import copy
 import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
-from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import Endpoint, KeyStatus, Provider, ProviderConfig
+from ..models import Endpoint, ProviderConfig
+from .health import record_in_cache
+from .report import ProviderCheck, ValidationReport, ValidationTarget, check_status
 
-logger = logging.getLogger(__name__)
+# The package's name: operators and tests filter on it.
+logger = logging.getLogger("llm_providers.validation")
 
-CACHE_KEY = "llm_providers:validation:latest"
 MODES = ("models", "ping", "off")
 DEFAULT_TIMEOUT = 10.0
 MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
 GRACE_SECONDS = 2.0
-KEYED_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
-ENVIRONMENT_KEY_SETTINGS = {
-    Provider.OPENAI: "OPENAI_API_KEY",
-    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-    Provider.GROQ: "GROQ_API_KEY",
-}
-# Errors that may go away by themselves; everything else needs an operator.
-TRANSIENT_ERROR_TYPES = frozenset(
-    {"timeout", "connection", "server_error", "overloaded", "rate_limit"}
-)
-
-
-class CheckStatus(StrEnum):
-    REACHABLE = "reachable"  # answered, key accepted
-    UNREACHABLE = "unreachable"  # no answer, or a transient upstream failure
-    UNUSABLE = "unusable"  # answered but refused, or the config itself is broken
-
-
-@dataclass
-class ValidationTarget:
-    """One thing to check: a stored config, or the environment fallback (config None)."""
-
-    provider: str
-    model: str
-    tenant_id: str | None = None
-    config: ProviderConfig | None = None
-
-    @property
-    def source(self) -> str:
-        return "config" if self.config is not None else "environment"
-
-
-@dataclass
-class ProviderCheck:
-    """The outcome of checking one target."""
-
-    source: str
-    provider: str
-    model: str
-    tenant_id: str | None
-    config_id: str | None
-    status: CheckStatus
-    latency_ms: int
-    checked_at: datetime
-    error: dict | None = None
-
-    @property
-    def usable(self) -> bool:
-        return self.status == CheckStatus.REACHABLE
-
-    @property
-    def reason(self) -> str:
-        if not self.error:
-            return ""
-        return f"{self.error.get('type')}: {self.error.get('message')}"
-
-    def as_dict(self) -> dict:
-        return {
-            "source": self.source,
-            "config_id": self.config_id,
-            "tenant_id": self.tenant_id,
-            "provider": self.provider,
-            "model": self.model,
-            "status": str(self.status),
-            "usable": self.usable,
-            "latency_ms": self.latency_ms,
-            "checked_at": self.checked_at.isoformat(),
-            "error": self.error,
-        }
-
-
-@dataclass
-class ValidationReport:
-    mode: str
-    started_at: datetime
-    duration_ms: int = 0
-    checks: list[ProviderCheck] = field(default_factory=list)
-
-    @property
-    def summary(self) -> dict:
-        counts = {str(status): 0 for status in CheckStatus}
-        for check in self.checks:
-            counts[str(check.status)] += 1
-        return {**counts, "total": len(self.checks)}
-
-    @property
-    def all_usable(self) -> bool:
-        return bool(self.checks) and all(check.usable for check in self.checks)
-
-    def health_entry(self) -> dict:
-        """What /healthz shows: counts only, never tenants or keys."""
-        return {
-            "ran_at": self.started_at.isoformat(),
-            "mode": self.mode,
-            "duration_ms": self.duration_ms,
-            **self.summary,
-        }
-
-    def as_dict(self) -> dict:
-        return {
-            "mode": self.mode,
-            "ran_at": self.started_at.isoformat(),
-            "duration_ms": self.duration_ms,
-            "summary": self.summary,
-            "results": [check.as_dict() for check in self.checks],
-        }
-
-
-def _service_for(target: ValidationTarget, *, timeout: float):
-    # Imported late: LLMService pulls in the adapters, and ready() must stay import-light.
-    from .services import LLMService
-
-    if target.config is None:
-        return LLMService(target.tenant_id)
-    # The check's own timeout bounds the call (read timeout and overall deadline), on an
-    # unsaved copy so the stored metadata is untouched.
-    config = copy.copy(target.config)
-    metadata = config.metadata if isinstance(config.metadata, dict) else {}
-    config.metadata = {**metadata, "timeout": timeout, "deadline": timeout}
-    return LLMService(target.tenant_id, config=config)
-
-
-def _configuration_problem(config: ProviderConfig) -> str:
-    """Why this config cannot work whatever the provider says ('' when it might)."""
-    status = config.key_status
-    if status == KeyStatus.UNDECRYPTABLE:
-        return "The stored API key cannot be decrypted with FIELD_ENCRYPTION_KEY."
-    if status == KeyStatus.MISSING and config.provider in KEYED_PROVIDERS:
-        return f"No API key is configured for {config.provider}."
-    return ""
-
-
-def _environment_problem(target: ValidationTarget) -> str:
-    if target.provider not in Provider.values:
-        return f"LLM_DEFAULT_PROVIDER names an unknown provider {target.provider!r}."
-    key_setting = ENVIRONMENT_KEY_SETTINGS.get(target.provider)
-    if key_setting and not getattr(settings, key_setting, ""):
-        return f"{key_setting} is not set for the environment fallback."
-    if target.provider == Provider.LOCAL and not settings.LLM_DEFAULT_BASE_URL:
-        return "LLM_DEFAULT_BASE_URL is required for the local provider."
-    return ""
 
 
 def _error_dict(error) -> dict:
@@ -206,8 +62,16 @@ class LLMStartupValidator:
 
     # -- what to check -----------------------------------------------------------------
     def targets(self, *, tenant_id=None, include_environment=True) -> list[ValidationTarget]:
-        """Every active config (one query), plus the environment fallback when set."""
-        configs = ProviderConfig.objects.active().select_related("tenant").order_by("tenant_id")
+        """Every active config of an active tenant (one query), plus the environment fallback.
+
+        A disabled tenant's config serves no calls, so it is not a provider to report on.
+        """
+        configs = (
+            ProviderConfig.objects.active()
+            .filter(tenant__is_active=True)
+            .select_related("tenant")
+            .order_by("tenant_id")
+        )
         if tenant_id is not None:
             configs = configs.for_tenant(tenant_id)
         targets = self.targets_for_configs(configs)
@@ -268,27 +132,31 @@ class LLMStartupValidator:
     def check(self, target: ValidationTarget) -> ProviderCheck:
         """Check one target; never raises for provider trouble."""
         started = time.monotonic()
-        if target.config is not None:
-            problem = _configuration_problem(target.config)
-        else:
-            problem = _environment_problem(target)
-        if problem:
-            # Never sent anywhere: an undecryptable key must not reach a provider.
-            error = {"type": "configuration", "message": problem, "status_code": None}
-            return self._result(target, started, success=False, error=error)
+        resolved = target.resolve()
+        if not resolved.usable:
+            # The rule calls use (engine/resolution.py), and never sent anywhere: an
+            # undecryptable key must not reach a provider.
+            return self._result(target, started, success=False, error=resolved.error.as_dict())
         try:
-            service = _service_for(target, timeout=self.timeout)
+            # Imported late: LLMService pulls in the adapters; ready() stays import-light.
+            from ..engine.options import CallOptions
+            from ..engine.service import LLMService
+
+            service = LLMService(target.tenant_id, resolved=resolved)
+            # The check's own timeout bounds the call (read timeout and overall deadline).
+            options = CallOptions(timeout=self.timeout, deadline=self.timeout)
             if self.mode == "ping":
                 outcome = service.generate_completion(
                     "ping",
                     max_tokens=1,
                     endpoint=self.endpoint,
                     metadata={"check": self.endpoint},
+                    options=options,
                 )
             else:
                 # The free check is not a billable call: its outcome goes on the config,
                 # not into the tenant's usage log.
-                outcome = service.list_models(timeout=self.timeout, record_usage=False)
+                outcome = service.list_models(options=options, record_usage=False)
         except Exception as exc:
             # A bug in one provider's path must not stop the others; the exception's text
             # is left out because it could quote a request.
@@ -316,12 +184,7 @@ class LLMStartupValidator:
     def _result(self, target, started, *, success, error=None, latency_ms=None):
         if latency_ms is None:
             latency_ms = round((time.monotonic() - started) * 1000)
-        if success:
-            status = CheckStatus.REACHABLE
-        elif error and error.get("type") in TRANSIENT_ERROR_TYPES:
-            status = CheckStatus.UNREACHABLE
-        else:
-            status = CheckStatus.UNUSABLE
+        status = check_status(success=success, error=error)
         return ProviderCheck(
             source=target.source,
             provider=target.provider,
@@ -398,7 +261,9 @@ def environment_target() -> ValidationTarget | None:
     It is checked through one such tenant (an active tenant without an active config),
     exactly as that tenant's calls would go; with no such tenant it serves nobody.
     """
-    provider = (settings.LLM_DEFAULT_PROVIDER or "").strip().lower()
+    from ..engine.resolution import environment_provider
+
+    provider = environment_provider()
     if not provider:
         return None
     tenant_id = (
@@ -413,22 +278,6 @@ def environment_target() -> ValidationTarget | None:
     return ValidationTarget(
         provider=provider, model=settings.LLM_DEFAULT_MODEL or "", tenant_id=tenant_id
     )
-
-
-def latest_validation() -> dict | None:
-    """The latest full validation as counts (None when none ran or the cache is down)."""
-    try:
-        return cache.get(CACHE_KEY)
-    except Exception:  # a cache outage must not take /healthz down with it
-        logger.warning("could not read the validation state from the cache", exc_info=False)
-        return None
-
-
-def _record_in_cache(report: ValidationReport) -> None:
-    try:
-        cache.set(CACHE_KEY, report.health_entry(), timeout=None)
-    except Exception:
-        logger.warning("could not store the validation state in the cache", exc_info=False)
 
 
 def validate_provider_configs(configs, *, mode=None, timeout=None, endpoint=Endpoint.VALIDATION):
@@ -458,5 +307,5 @@ def run_llm_startup_validation(*, tenant_id=None, mode=None, timeout=None) -> Va
         validator.store(report, targets)
         validator.log(report)
     if tenant_id is None:
-        _record_in_cache(report)
+        record_in_cache(report)
     return report

@@ -120,7 +120,7 @@ def run_startup_validation() -> None:
         if not _claim_run():
             logger.info("LLM provider validation skipped: another process ran it just now")
             return
-        from .validation import run_llm_startup_validation
+        from . import run_llm_startup_validation
 
         run_llm_startup_validation()
     except DatabaseError as exc:

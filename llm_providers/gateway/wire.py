@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..llm_service import ChatStream, CompletionResult, LLMService
+from ..engine.results import CompletionResult
+from ..engine.service import LLMService
+from ..engine.streaming import ChatStream
 from ..models import Endpoint, Provider
 from . import cache
 from .errors import stream_error_event
@@ -143,9 +145,8 @@ def _positive_int(data: dict, name: str) -> int | None:
 
 
 def service_for(tenant_id: str) -> LLMService:
-    """An LLMService on the tenant's (cached) active config, or its environment fallback."""
-    config = cache.active_config(tenant_id)
-    return LLMService(tenant_id, config=config)
+    """An LLMService on the tenant's (cached) resolution: its config or the fallback."""
+    return LLMService(tenant_id, resolved=cache.resolved_config(tenant_id))
 
 
 def _max_tokens(service: LLMService, chat: ChatRequest) -> int | None:
@@ -281,8 +282,9 @@ def model_list(tenant_id: str) -> list[dict]:
 
     No provider call: this lists what the gateway routes, not the provider's catalogue.
     """
-    config = cache.active_config(tenant_id)
-    described = LLMService(tenant_id, config=config).describe()
+    resolved = cache.resolved_config(tenant_id)
+    config = resolved.config
+    described = resolved.describe()
     if not described["available"]:
         return []
     created = int(config.created_at.timestamp()) if config is not None else 0

@@ -29,7 +29,7 @@ from functools import lru_cache
 from genai_prices import Usage, calc_price
 from genai_prices.data_snapshot import get_snapshot
 
-from .providers.base import TokenUsage
+from ..providers.base import TokenUsage
 
 logger = logging.getLogger(__name__)
 

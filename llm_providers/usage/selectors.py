@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import KeyStatus, ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
+from ..engine.resolution import resolve
+from ..models import ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
 from .rollup import day_start, rollable_until, utc_today
-from .services import LLMService
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +52,14 @@ def usage_logs_for_tenant(tenant: Tenant) -> QuerySet[UsageLog]:
 def provider_status_for_tenant(tenant: Tenant) -> dict:
     """Whether an LLM is available for `tenant`, from which source, and its latest test.
 
-    Availability is LLMService's own answer (same resolution as a real call, no network).
-    A config whose key cannot be decrypted is reported as such: the service does not fall
-    back to the environment behind the tenant's back.
+    Availability is the resolution a real call makes (engine/resolution.py, no network).
+    A config whose key cannot be decrypted is reported as such: calls do not fall back
+    to the environment behind the tenant's back.
     """
-    service = LLMService(tenant.pk)
-    described = service.describe()
-    resolved = service.resolve()
+    resolved = resolve(tenant.pk)
+    described = resolved.describe()
     config = resolved.config
-    if config is not None:
-        key_status = str(config.key_status)
-    elif resolved.source is not None:
-        key_status = str(KeyStatus.OK if resolved.api_key else KeyStatus.MISSING)
-    else:
-        key_status = str(KeyStatus.MISSING)
+    key_status = str(resolved.key_status)
     return {
         "available": described["available"],
         "source": described["source"] or "none",

@@ -8,9 +8,9 @@ harmless too.
 
 from collections.abc import Mapping
 
-from .pricing import validate_pricing
-from .providers.base import MAX_HEADER_VALUE_LENGTH, header_problem
-from .providers.registry import UnknownProvider, get_adapter
+from ..providers.base import MAX_HEADER_VALUE_LENGTH, header_problem
+from ..providers.registry import UnknownProvider, get_adapter
+from ..usage.pricing import validate_pricing
 
 
 def metadata_problems(metadata: Mapping, provider: str = "") -> list[str]:

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, DateField, Max, Min, Q, Sum, Value
 from django.utils import timezone
 
-from .models import UsageDailyRollup, UsageLog, UsageRollupState
+from ..models import UsageDailyRollup, UsageLog, UsageRollupState
 
 logger = logging.getLogger(__name__)
 

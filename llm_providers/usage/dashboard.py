@@ -13,7 +13,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import UsageLog
+from ..models import UsageLog
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366

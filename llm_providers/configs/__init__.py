@@ -1,0 +1,1 @@
+"""Provider configs: their operations, rules, encryption, URL safety and the connection test."""

@@ -1,0 +1,254 @@
+"""One call's policy, transport aside: its request, its reply, its result and usage row.
+
+Plain functions and one bookkeeping class, so that a second (async) transport can reuse
+every rule: the service builds the request here, sends it, and hands the outcome back.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+
+from ..errors import ErrorType, ProviderError
+from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
+from ..transport.send import HttpResult
+from ..usage.pricing import ZERO, cost_usd
+from ..usage.writes import write_usage
+from .options import CallLimits, CallOptions
+from .resolution import ResolvedConfig
+from .results import CompletionResult, ModelListResult
+
+logger = logging.getLogger(__name__)
+
+
+class CallRecord:
+    """The bookkeeping of one call: builds the result and writes its one usage row."""
+
+    def __init__(self, service, resolved, messages, model, endpoint, metadata, started):
+        self.service = service
+        self.resolved = resolved
+        self.messages = messages
+        self.model = model or resolved.model
+        self.endpoint = endpoint
+        self.metadata = metadata
+        self.started = started
+        self.attempts = 0
+        self.status_code = None
+        self.request_id = None
+        self.upstream_seconds = 0.0
+
+    def outcome(self, outcome: HttpResult) -> None:
+        self.attempts = outcome.attempts
+        self.status_code = outcome.status_code
+        self.upstream_seconds = outcome.upstream_seconds
+        if outcome.headers is not None and self.resolved.adapter is not None:
+            self.request_id = self.resolved.adapter.request_id(outcome.headers)
+
+    def finish(
+        self,
+        *,
+        content: str = "",
+        usage: TokenUsage | None = None,
+        error: ProviderError | None = None,
+        finish_reason: str | None = None,
+        provider_finish_reason: str | None = None,
+        reported_model: str | None = None,
+        raw: dict | None = None,
+        extra_metadata: dict | None = None,
+    ) -> CompletionResult:
+        resolved = self.resolved
+        success = error is None
+        if success or usage is not None:
+            # A success without reported usage costs None (unknown), or 0 on a free provider.
+            cost = cost_usd(
+                resolved.provider,
+                self.model,
+                usage,
+                metadata=resolved.metadata,
+                reported_model=reported_model,
+            )
+        else:
+            cost = ZERO  # a failure that reported no usage was not billed
+        tokens = usage or TokenUsage()
+        result = CompletionResult(
+            success=success,
+            content=content if success else "",
+            tokens_used=tokens.total_tokens,
+            prompt_tokens=tokens.prompt_tokens,
+            completion_tokens=tokens.completion_tokens,
+            latency_ms=elapsed_ms(self.started),
+            provider=resolved.provider,
+            model=self.model,
+            finish_reason=finish_reason,
+            cost_usd=cost,
+            error=error,
+            attempts=self.attempts,
+            status_code=error.status_code if error else self.status_code,
+            request_id=self.request_id,
+            provider_finish_reason=provider_finish_reason,
+            upstream_ms=round(self.upstream_seconds * 1000, 3),
+            source=resolved.source,
+            usage=usage,
+            raw=raw or {},
+        )
+        if error is not None:
+            log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
+        if not resolved.tenant_exists:
+            return result
+        meta = dict(self.metadata or {})
+        meta["attempts"] = self.attempts
+        meta["source"] = resolved.source
+        if self.request_id:
+            meta["request_id"] = self.request_id
+        if finish_reason:
+            meta["finish_reason"] = finish_reason
+        if provider_finish_reason and provider_finish_reason != finish_reason:
+            meta["provider_finish_reason"] = provider_finish_reason
+        if reported_model and reported_model != self.model:
+            meta["reported_model"] = reported_model
+        if usage is not None:
+            meta.update(usage.details())
+        if error is not None and error.retry_after is not None:
+            meta["retry_after"] = error.retry_after
+        if extra_metadata:
+            meta.update(extra_metadata)
+        if settings.LLM_LOG_PROMPTS:
+            meta["prompt"] = self.messages
+            if success:
+                meta["response"] = content
+        result.usage_log_id = write_usage(
+            tenant_id=self.service.tenant_id,
+            resolved=resolved,
+            model=self.model,
+            endpoint=self.endpoint,
+            success=success,
+            usage=usage,
+            cost=cost,
+            latency_ms=result.latency_ms,
+            error=error,
+            status_code=result.status_code,
+            metadata=meta,
+        )
+        return result
+
+
+def log_failure(tenant_id, resolved, model, endpoint, error) -> None:
+    logger.warning(
+        "LLM call failed: tenant=%s provider=%s model=%s endpoint=%s error=%s",
+        tenant_id,
+        resolved.provider or "-",
+        model or "-",
+        endpoint,
+        error,
+    )
+
+
+def elapsed_ms(started: float) -> int:
+    return int(round((time.perf_counter() - started) * 1000))
+
+
+def call_limits(resolved: ResolvedConfig, options: CallOptions | None) -> CallLimits:
+    """The operator's settings, lowered by the config's metadata, lowered by the call."""
+    return resolved.options.capped(options).limits()
+
+
+def chat_request(
+    call: CallRecord, *, max_tokens, temperature, extra, stream: bool = False
+) -> HttpRequestSpec:
+    """The chat (or streaming chat) request of a call whose resolution is usable."""
+    resolved = call.resolved
+    adapter = resolved.adapter
+    build = adapter.build_stream_request if stream else adapter.build_chat_request
+    return build(
+        base_url=resolved.base_url,
+        api_key=resolved.api_key,
+        model=call.model,
+        messages=call.messages,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        extra=extra,
+        headers=adapter.metadata_headers(resolved.metadata),
+    )
+
+
+def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
+    """The result (and usage row) of a non-streaming chat from the transport's outcome."""
+    adapter = call.resolved.adapter
+    call.outcome(outcome)
+    if not outcome.ok:
+        return call.finish(error=outcome.error)
+    try:
+        reply = adapter.parse_chat_response(parse_json(outcome.body), outcome.headers)
+    except BadResponse as exc:
+        return call.finish(
+            error=ProviderError(
+                ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
+            )
+        )
+    call.request_id = reply.request_id or call.request_id
+    return call.finish(
+        content=reply.content,
+        usage=reply.usage,
+        finish_reason=reply.finish_reason,
+        provider_finish_reason=reply.provider_finish_reason,
+        reported_model=reply.model,
+        raw=reply.raw,
+    )
+
+
+def models_request(resolved: ResolvedConfig) -> HttpRequestSpec:
+    adapter = resolved.adapter
+    return adapter.build_models_request(
+        base_url=resolved.base_url,
+        api_key=resolved.api_key,
+        headers=adapter.metadata_headers(resolved.metadata),
+    )
+
+
+def finish_models(
+    tenant_id: str,
+    resolved: ResolvedConfig,
+    outcome: HttpResult | None,
+    *,
+    started: float,
+    endpoint: str,
+    record_usage: bool,
+) -> ModelListResult:
+    """The model-list check's result (and usage row); `outcome` None: nothing was sent."""
+    result = ModelListResult(
+        success=False, provider=resolved.provider, model=resolved.model, source=resolved.source
+    )
+    if outcome is None:
+        result.error = resolved.error
+    else:
+        adapter = resolved.adapter
+        result.attempts = outcome.attempts
+        result.status_code = outcome.status_code
+        if outcome.ok:
+            try:
+                result.models = adapter.parse_models_response(parse_json(outcome.body))
+                result.success = True
+            except BadResponse as exc:
+                result.error = ProviderError(
+                    ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
+                )
+        else:
+            result.error = outcome.error
+    result.latency_ms = elapsed_ms(started)
+    if not result.success:
+        log_failure(tenant_id, resolved, result.model, endpoint, result.error)
+    if record_usage and resolved.tenant_exists:
+        result.usage_log_id = write_usage(
+            tenant_id=tenant_id,
+            resolved=resolved,
+            model=result.model,
+            endpoint=endpoint,
+            success=result.success,
+            usage=None,
+            cost=ZERO,
+            latency_ms=result.latency_ms,
+            error=result.error,
+            status_code=result.status_code,
+            metadata={"attempts": result.attempts, "models_listed": len(result.models)},
+        )
+    return result

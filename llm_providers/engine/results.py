@@ -1,0 +1,80 @@
+"""What a call returns: CompletionResult (SPEC §4) and ModelListResult."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..errors import ProviderError
+from ..providers.base import TokenUsage
+
+
+@dataclass
+class CompletionResult:
+    """The outcome of one call; `as_dict()` is JSON-safe (cost as a decimal string)."""
+
+    success: bool
+    content: str = ""
+    tokens_used: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+    provider: str = ""
+    model: str = ""
+    finish_reason: str | None = None
+    cost_usd: Decimal | None = None
+    usage_log_id: int | None = None
+    error: ProviderError | None = None
+    attempts: int = 0
+    # Beyond SPEC §4, for the gateway and the status/test endpoints:
+    status_code: int | None = None
+    request_id: str | None = None
+    provider_finish_reason: str | None = None  # as the provider said it (end_turn, …)
+    upstream_ms: float = 0.0  # time on the wire (Server-Timing), waits excluded
+    source: str | None = None  # "config" or "environment"
+    usage: TokenUsage | None = field(default=None, repr=False)
+    raw: dict = field(default_factory=dict, repr=False)  # the provider's decoded reply
+
+    def as_dict(self) -> dict:
+        return {
+            "success": self.success,
+            "content": self.content,
+            "tokens_used": self.tokens_used,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": self.latency_ms,
+            "provider": self.provider,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "usage_log_id": self.usage_log_id,
+            "error": self.error.as_dict() if self.error else None,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass
+class ModelListResult:
+    """The outcome of the free model-list check (startup validation)."""
+
+    success: bool
+    models: list[str] = field(default_factory=list)
+    latency_ms: int = 0
+    provider: str = ""
+    model: str = ""  # the configured default model
+    error: ProviderError | None = None
+    attempts: int = 0
+    status_code: int | None = None
+    usage_log_id: int | None = None
+    source: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "success": self.success,
+            "models": self.models,
+            "latency_ms": self.latency_ms,
+            "provider": self.provider,
+            "model": self.model,
+            "error": self.error.as_dict() if self.error else None,
+            "attempts": self.attempts,
+            "status_code": self.status_code,
+            "usage_log_id": self.usage_log_id,
+        }

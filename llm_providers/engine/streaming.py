@@ -1,0 +1,98 @@
+"""ChatStream: a streaming chat's deltas, and its usage row once it ended."""
+
+from collections.abc import Iterator
+
+import requests
+
+from ..errors import ProviderError
+from ..providers.base import StreamDelta, StreamState, iter_sse
+from ..transport.errors import transport_error
+from .calls import CallRecord
+from .results import CompletionResult
+
+
+class ChatStream:
+    """Iterate for StreamDeltas; `result` holds the CompletionResult once the stream ended.
+
+    `error` is set at once when the call failed before streaming (no config, an HTTP
+    error, a refused address…); iterating then yields nothing. `close()` (called at the
+    end, by a `with` block, or by the WSGI server when the client goes away) records the
+    usage row exactly once, with the text and usage received so far.
+    """
+
+    def __init__(self, call: CallRecord, outcome, adapter):
+        self._call = call
+        self._adapter = adapter
+        self._response = None
+        self._parts: list[str] = []
+        self._state = StreamState()
+        self._done = False
+        self._ended = False
+        self._stream_error: ProviderError | None = None
+        self.result: CompletionResult | None = None
+        self.error: ProviderError | None = None
+        if outcome is None:
+            self.error = call.resolved.error
+        else:
+            call.outcome(outcome)
+            if outcome.ok:
+                self._response = outcome.response
+            else:
+                self.error = outcome.error
+        if self.error is not None:
+            self.result = call.finish(error=self.error)
+
+    def __iter__(self) -> Iterator[StreamDelta]:
+        if self._response is None:
+            return
+        try:
+            for event in iter_sse(self._response.iter_content(chunk_size=None)):
+                delta = self._adapter.parse_stream_event(event, self._state)
+                if delta is None:
+                    continue
+                if delta.error is not None:
+                    self._stream_error = delta.error
+                    yield delta
+                    break
+                if delta.text:
+                    self._parts.append(delta.text)
+                yield delta
+                if delta.done:
+                    self._done = True
+                    break
+            else:
+                self._ended = True  # the upstream closed the stream
+        except (requests.RequestException, OSError) as exc:  # the connection broke mid-stream
+            error, _ = transport_error(exc, self._response.url)
+            self._stream_error = error
+            yield StreamDelta(error=error)
+        finally:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
+        if self.result is not None:
+            return
+        if self._response is not None:
+            self._response.close()
+        state = self._state
+        error = self._stream_error
+        finished = self._done or state.finish_reason is not None
+        extra = None
+        if not finished and not error:
+            # Ended by the upstream without a finish reason, or abandoned by our caller.
+            extra = {"stream_incomplete": True} if self._ended else {"client_disconnected": True}
+        self.result = self._call.finish(
+            content="".join(self._parts),
+            usage=state.usage,
+            error=error,
+            finish_reason=state.finish_reason,
+            provider_finish_reason=state.provider_finish_reason,
+            reported_model=state.model,
+            extra_metadata={"stream": True, **(extra or {})},
+        )

@@ -1,0 +1,124 @@
+"""Usage rows: the one INSERT of every LLM call, and the deleted-config fallback.
+
+`insert_usage_log` avoids the ORM's per-call query compilation (bench/README.md): it is
+built from the model's own metadata (table and column names, the fields' own value
+conversion), runs through Django's connection and cursor (so transactions, the query log
+and `django_assert_num_queries` all see it), and is plain SQL that SQLite and PostgreSQL
+share. Tests check it agrees with the ORM. It sends no pre_save/post_save signals.
+"""
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, connection, connections, router
+
+from ..models import ProviderConfig, UsageLog
+from ..providers.base import TokenUsage
+
+logger = logging.getLogger(__name__)
+
+_insert_sql: dict[tuple[str, bool], tuple[str, bool]] = {}
+_INSERT_FIELDS = [f for f in UsageLog._meta.concrete_fields if not f.primary_key]
+
+
+def write_usage(
+    *,
+    tenant_id,
+    resolved,
+    model,
+    endpoint,
+    success,
+    usage,
+    cost,
+    latency_ms,
+    error,
+    status_code,
+    metadata,
+) -> int:
+    tokens = usage or TokenUsage()
+    row = UsageLog(
+        tenant_id=tenant_id,
+        provider_config_id=resolved.config.pk if resolved.config is not None else None,
+        provider=resolved.provider or "",
+        model=model or "",
+        endpoint=endpoint,
+        tokens_used=tokens.total_tokens,
+        prompt_tokens=tokens.prompt_tokens,
+        completion_tokens=tokens.completion_tokens,
+        cost_usd=cost,
+        latency_ms=latency_ms,
+        success=success,
+        error_type=error.type if error else "",
+        error_message=error.message if error else "",
+        status_code=status_code,
+        metadata=metadata,
+    )
+    return save_usage_row(row)
+
+
+def save_usage_row(row: UsageLog) -> int:
+    """Insert the row; if its config was deleted during the call, keep the row without it.
+
+    A config can vanish while a call runs (a long call, or a caller such as the /v1 gateway
+    holding it in a short cache while another process deletes it). The usage still
+    happened: the row is written as on_delete=SET_NULL would have left it. (Inside a
+    caller's transaction the deferred foreign key is only checked at its commit.)
+    """
+    try:
+        return insert_usage_log(row)
+    except IntegrityError:
+        config_id = row.provider_config_id
+        if (
+            connection.in_atomic_block
+            or config_id is None
+            or ProviderConfig.objects.filter(pk=config_id).exists()
+        ):
+            raise
+    logger.info(
+        "provider config %s was deleted during a call; usage row kept without it", config_id
+    )
+    row.provider_config_id = None
+    row.metadata = {**(row.metadata or {}), "provider_config_deleted": True}
+    return insert_usage_log(row)
+
+
+def insert_usage_log(row: UsageLog) -> int:
+    """INSERT `row` (one statement) and return its new id.
+
+    With LLM_USAGE_ASYNC_COMMIT on PostgreSQL, outside a caller's transaction, the
+    statement (its own transaction) also sets `synchronous_commit = off` for itself alone:
+    `set_config(…, true)` is transaction-local, and evaluating it in RETURNING keeps it
+    one statement, one round trip. Its commit then does not wait for the WAL flush.
+    """
+    alias = router.db_for_write(UsageLog)
+    connection = connections[alias]
+    async_commit = (
+        connection.vendor == "postgresql"
+        and getattr(settings, "LLM_USAGE_ASYNC_COMMIT", False)
+        and not connection.in_atomic_block
+    )
+    cached = _insert_sql.get((connection.vendor, async_commit))
+    if cached is None:
+        q = connection.ops.quote_name
+        returning = connection.features.can_return_columns_from_insert
+        sql = " ".join(
+            [
+                f"INSERT INTO {q(UsageLog._meta.db_table)}",
+                f"({', '.join(q(f.column) for f in _INSERT_FIELDS)})",
+                f"VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})",
+            ]
+        )
+        if returning:
+            sql += f" RETURNING {q(UsageLog._meta.pk.column)}"
+            if async_commit:
+                sql += ", set_config('synchronous_commit', 'off', true)"
+        cached = _insert_sql[(connection.vendor, async_commit)] = (sql, returning)
+    sql, returning = cached
+    # pre_save fills auto_now_add; get_db_prep_save does each field's own conversion.
+    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _INSERT_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    row._state.adding = False
+    row._state.db = alias
+    return row.pk
