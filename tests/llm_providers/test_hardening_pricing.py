@@ -10,7 +10,7 @@ from django.apps import apps
 from django.db import connection
 from django.urls import reverse
 
-from llm_providers import pricing
+from llm_providers.usage import pricing
 from llm_providers.models import UsageLog
 from llm_providers.providers.base import TokenUsage
 from llm_providers.services import LLMService
