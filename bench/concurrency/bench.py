@@ -28,11 +28,11 @@ import asyncio
 import datetime as dt
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -292,7 +292,11 @@ class Load:
             "conn_errors": st.conn_errors,
             "closed": st.closed,
             "open_at_end": st.open_at_end,
-            "errors": sum(st.status.values()) + st.bad_body + st.timeouts + st.conn_errors + st.closed,
+            "errors": sum(st.status.values())
+            + st.bad_body
+            + st.timeouts
+            + st.conn_errors
+            + st.closed,
         }
 
 
@@ -307,7 +311,9 @@ async def probe_once(host, port, path, timeout):
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+            )
             head = await reader.readuntil(b"\r\n")
             status = int(head.split(b" ", 2)[1])
             await reader.read()  # to the end (Connection: close)
@@ -326,7 +332,9 @@ async def probe(args):
     tasks = []
     end = time.monotonic() + args.duration
     while time.monotonic() < end:
-        tasks.append(asyncio.ensure_future(probe_once(args.host, args.port, args.path, args.timeout)))
+        tasks.append(
+            asyncio.ensure_future(probe_once(args.host, args.port, args.path, args.timeout))
+        )
         await asyncio.sleep(args.interval)
     results = await asyncio.gather(*tasks)
     lat = [r[0] for r in results if r[1] == 200]
@@ -393,7 +401,12 @@ class Processes:
     def start(self, name, cmd, *, env, cwd, logfile: Path):
         out = open(logfile, "ab")  # noqa: SIM115 - lives as long as the process
         proc = subprocess.Popen(
-            cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.procs.append((name, proc))
@@ -484,7 +497,13 @@ def main_run(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="switchyard-concurrency-"))
     procs = Processes(Path(args.pidfile) if args.pidfile else work / "pids")
     pb = args.port_base
-    ports = {"direct": pb + 1, "up_litellm": pb + 2, "up_switchyard": pb + 3, "litellm": pb + 20, "switchyard": pb + 30}
+    ports = {
+        "direct": pb + 1,
+        "up_litellm": pb + 2,
+        "up_switchyard": pb + 3,
+        "litellm": pb + 20,
+        "switchyard": pb + 30,
+    }
     log(f"work directory {work}")
 
     def on_signal(signum, frame):
@@ -502,36 +521,75 @@ def main_run(args) -> int:
         # -- the provider stand-in: one process, one port per client ----------------------
         standin = procs.start(
             "standin",
-            [sys.executable, str(HERE / "standin.py"),
-             "--ports", ",".join(str(ports[p]) for p in ("direct", "up_litellm", "up_switchyard")),
-             "--delay", str(args.delay), "--chunks", str(args.chunks), "--interval", str(args.interval)],
-            env=os.environ.copy(), cwd=ROOT, logfile=work / "standin.log",
+            [
+                sys.executable,
+                str(HERE / "standin.py"),
+                "--ports",
+                ",".join(str(ports[p]) for p in ("direct", "up_litellm", "up_switchyard")),
+                "--delay",
+                str(args.delay),
+                "--chunks",
+                str(args.chunks),
+                "--interval",
+                str(args.interval),
+            ],
+            env=os.environ.copy(),
+            cwd=ROOT,
+            logfile=work / "standin.log",
         )
-        wait_http(f"http://127.0.0.1:{ports['direct']}/healthz", timeout=15, proc=standin, name="standin")
+        wait_http(
+            f"http://127.0.0.1:{ports['direct']}/healthz", timeout=15, proc=standin, name="standin"
+        )
         stats_url = f"http://127.0.0.1:{ports['direct']}/stats"
 
         tg = {}
         if "direct" in targets:
-            t = Target("direct", ports["direct"], ports["direct"], "sk-bench-fake-key-0001", "/healthz")
+            t = Target(
+                "direct", ports["direct"], ports["direct"], "sk-bench-fake-key-0001", "/healthz"
+            )
             t.proc = standin
             tg["direct"] = t
 
         if "litellm" in targets:
             master = "sk-bench-master-" + secrets.token_hex(4)
-            (work / "litellm.yaml").write_text(LITELLM_CONF.format(port=ports["up_litellm"], master_key=master))
+            (work / "litellm.yaml").write_text(
+                LITELLM_CONF.format(port=ports["up_litellm"], master_key=master)
+            )
             lenv = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-            lenv.update(LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_LOG="ERROR",
-                        LITELLM_TELEMETRY="False", DISABLE_SCHEMA_UPDATE="True")
-            t = Target("litellm", ports["litellm"], ports["up_litellm"], master, "/health/liveliness")
+            lenv.update(
+                LITELLM_LOCAL_MODEL_COST_MAP="True",
+                LITELLM_LOG="ERROR",
+                LITELLM_TELEMETRY="False",
+                DISABLE_SCHEMA_UPDATE="True",
+            )
+            t = Target(
+                "litellm", ports["litellm"], ports["up_litellm"], master, "/health/liveliness"
+            )
 
             def start_litellm(t=t, lenv=lenv):
                 t.proc = procs.start(
                     "litellm",
-                    [str(Path(args.litellm_venv) / "bin" / "litellm"), "--config", str(work / "litellm.yaml"),
-                     "--host", "127.0.0.1", "--port", str(t.port), "--num_workers", str(args.litellm_workers)],
-                    env=lenv, cwd=work, logfile=work / "litellm.log",
+                    [
+                        str(Path(args.litellm_venv) / "bin" / "litellm"),
+                        "--config",
+                        str(work / "litellm.yaml"),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(t.port),
+                        "--num_workers",
+                        str(args.litellm_workers),
+                    ],
+                    env=lenv,
+                    cwd=work,
+                    logfile=work / "litellm.log",
                 )
-                wait_http(f"http://127.0.0.1:{t.port}{t.health_path}", timeout=240, proc=t.proc, name="litellm")
+                wait_http(
+                    f"http://127.0.0.1:{t.port}{t.health_path}",
+                    timeout=240,
+                    proc=t.proc,
+                    name="litellm",
+                )
 
             t.start_fn = start_litellm
             tg["litellm"] = t
@@ -559,16 +617,32 @@ def main_run(args) -> int:
             subprocess.run([py, "manage.py", "migrate", "-v0"], env=senv, cwd=sw_dir, check=True)
             out = subprocess.run(
                 [py, str(HERE / "seed.py"), f"http://127.0.0.1:{ports['up_switchyard']}/v1"],
-                env=senv, cwd=sw_dir, check=True, capture_output=True, text=True,
+                env=senv,
+                cwd=sw_dir,
+                check=True,
+                capture_output=True,
+                text=True,
             )
-            t = Target("switchyard", ports["switchyard"], ports["up_switchyard"],
-                       out.stdout.strip().splitlines()[-1], "/healthz")
+            t = Target(
+                "switchyard",
+                ports["switchyard"],
+                ports["up_switchyard"],
+                out.stdout.strip().splitlines()[-1],
+                "/healthz",
+            )
             t.db = db
 
             def start_switchyard(t=t, senv=senv):
-                t.proc = procs.start("switchyard", ["bash", "-c", args.switchyard_cmd], env=senv, cwd=sw_dir,
-                                     logfile=work / "switchyard.log")
-                wait_http(f"http://127.0.0.1:{t.port}/healthz", timeout=90, proc=t.proc, name="switchyard")
+                t.proc = procs.start(
+                    "switchyard",
+                    ["bash", "-c", args.switchyard_cmd],
+                    env=senv,
+                    cwd=sw_dir,
+                    logfile=work / "switchyard.log",
+                )
+                wait_http(
+                    f"http://127.0.0.1:{t.port}/healthz", timeout=90, proc=t.proc, name="switchyard"
+                )
 
             t.start_fn = start_switchyard
             tg["switchyard"] = t
@@ -581,7 +655,11 @@ def main_run(args) -> int:
             "switchyard_dir": str(sw_dir),
             "switchyard_cmd": args.switchyard_cmd,
             "switchyard_head": _git_head(sw_dir),
-            "env": {k: os.environ[k] for k in sorted(os.environ) if k.startswith(("WEB_", "GUNICORN", "UVICORN", "GRANIAN", "TASK_WORKERS", "LLM_"))},
+            "env": {
+                k: os.environ[k]
+                for k in sorted(os.environ)
+                if k.startswith(("WEB_", "GUNICORN", "UVICORN", "GRANIAN", "TASK_WORKERS", "LLM_"))
+            },
         }
 
         def upstream(t):
@@ -598,15 +676,36 @@ def main_run(args) -> int:
                     "SELECT count(*), coalesce(sum(success), 0), coalesce(sum(coalesce("
                     "json_extract(metadata, '$.client_disconnected'), 0) = 1), 0) "
                     "FROM llm_usage_logs WHERE tenant_id = ?",
-                    ("bench_tenant",)).fetchone()
+                    ("bench_tenant",),
+                ).fetchone()
                 complete = con.execute(
                     "SELECT count(*) FROM llm_usage_logs WHERE tenant_id = ? AND success = 1 AND "
                     "coalesce(json_extract(metadata, '$.client_disconnected'), 0) != 1",
-                    ("bench_tenant",)).fetchone()[0]
+                    ("bench_tenant",),
+                ).fetchone()[0]
             finally:
                 con.close()
-            return {"rows": got[0], "success": got[1], "failed": got[0] - got[1],
-                    "client_left": got[2], "complete": complete}
+            return {
+                "rows": got[0],
+                "success": got[1],
+                "failed": got[0] - got[1],
+                "client_left": got[2],
+                "complete": complete,
+            }
+
+        def settled_rows(t):
+            """The row counts once they stop changing for 1 s (rows follow answers by a few ms)."""
+            got = rows(t)
+            if got is None:
+                return None
+            end = time.monotonic() + 5
+            while time.monotonic() < end:
+                time.sleep(1.0)
+                again = rows(t)
+                if again == got:
+                    break
+                got = again
+            return got
 
         def drain(t, last):
             """Wait (bounded) until the target has no call open at the stand-in and starts none."""
@@ -627,9 +726,23 @@ def main_run(args) -> int:
             return round(time.monotonic() - t0, 1), "restarted"
 
         def load(t, n, mode, duration):
-            cmd = [sys.executable, str(HERE / "bench.py"), "drive", "--port", str(t.port), "--path", t.path,
-                   "--key", t.key, "--connections", str(n), "--duration", str(duration),
-                   "--timeout", str(args.timeout)] + (["--stream"] if mode == "stream" else [])
+            cmd = [
+                sys.executable,
+                str(HERE / "bench.py"),
+                "drive",
+                "--port",
+                str(t.port),
+                "--path",
+                t.path,
+                "--key",
+                t.key,
+                "--connections",
+                str(n),
+                "--duration",
+                str(duration),
+                "--timeout",
+                str(args.timeout),
+            ] + (["--stream"] if mode == "stream" else [])
             return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
 
         # -- warm-up: a short light load on each, not measured ---------------------------
@@ -647,11 +760,25 @@ def main_run(args) -> int:
                     cell = {"target": t.name, "n": n, "mode": mode}
                     up0, rows0 = upstream(t), rows(t)
                     rss0, cpu0, nproc = tree_usage(t.proc.pid)
+                    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     prober = subprocess.Popen(
-                        [sys.executable, str(HERE / "bench.py"), "probe", "--port", str(t.port),
-                         "--path", t.health_path, "--duration", str(args.duration),
-                         "--interval", str(args.probe_interval), "--timeout", str(args.probe_timeout)],
-                        stdout=subprocess.PIPE, text=True,
+                        [
+                            sys.executable,
+                            str(HERE / "bench.py"),
+                            "probe",
+                            "--port",
+                            str(t.port),
+                            "--path",
+                            t.health_path,
+                            "--duration",
+                            str(args.duration),
+                            "--interval",
+                            str(args.probe_interval),
+                            "--timeout",
+                            str(args.probe_timeout),
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
                     )
                     driver = load(t, n, mode, args.duration)
                     peak = rss0
@@ -662,9 +789,16 @@ def main_run(args) -> int:
                     cpu1 = tree_usage(t.proc.pid)[1]
                     cell["load"] = json.loads(driver.communicate(timeout=30)[0])
                     after_load = upstream(t)
-                    cell["healthz"] = json.loads(prober.communicate(timeout=args.probe_timeout + 30)[0])
+                    cell["healthz"] = json.loads(
+                        prober.communicate(timeout=args.probe_timeout + 30)[0]
+                    )
+                    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    # the load generator's and prober's own CPU: a saturated client shows here
+                    client_cpu = (kids1.ru_utime + kids1.ru_stime) - (
+                        kids0.ru_utime + kids0.ru_stime
+                    )
                     cell["drain_s"], cell["restarted"] = drain(t, (n, mode) == last_cell)
-                    up1, rows1 = upstream(t), rows(t)
+                    up1, rows1 = upstream(t), settled_rows(t)
                     cell["server"] = {
                         "processes": nproc,
                         "rss_before_mb": rss0 / 2**20,
@@ -672,21 +806,33 @@ def main_run(args) -> int:
                         "rss_per_open_kb": (peak - rss0) / 1024 / n,
                         "cpu_s": cpu1 - cpu0,
                     }
-                    cell["upstream"] = {k: up1[k] - up0[k] for k in ("started", "answered", "abandoned")}
+                    cell["client_cpu_s"] = client_cpu
+                    cell["upstream"] = {
+                        k: up1[k] - up0[k]
+                        for k in ("started", "answered", "completed", "abandoned")
+                    }
                     # calls the target made after its clients had gone (load over)
                     cell["upstream"]["started_after_load"] = up1["started"] - after_load["started"]
                     if rows0 is not None:
                         cell["rows"] = {k: rows1[k] - rows0[k] for k in rows1}
-                        cell["rows_equal_answers"] = cell["rows"]["complete"] == cell["upstream"]["answered"]
+                        cell["rows_equal_answers"] = (
+                            cell["rows"]["rows"] == cell["upstream"]["answered"]
+                        )
                     result["cells"].append(cell)
                     log(_cell_line(cell))
-        result["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        result["uptime_after"] = subprocess.run(
+            ["uptime"], capture_output=True, text=True
+        ).stdout.strip()
 
         if "switchyard" in tg:
             # Stopped the way an operator stops it (SIGTERM), then the final count.
             t = tg["switchyard"]
             procs.stop(t.proc, timeout=30)
-            result["accounting"] = {"rows": rows(t), "upstream": upstream(t), "restarts": t.restarts}
+            result["accounting"] = {
+                "rows": settled_rows(t),
+                "upstream": upstream(t),
+                "restarts": t.restarts,
+            }
         result["restarts"] = {t.name: t.restarts for t in tg.values()}
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
@@ -714,20 +860,27 @@ def _fernet_key() -> str:
 
 def _git_head(path: Path) -> str:
     try:
-        return subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
 
 def _cell_line(c) -> str:
     ld, h = c["load"], c["healthz"]
-    return (f"{c['mode']:<6} n={c['n']:<5} {c['target']:<10} {ld['rps']:7.1f} req/s "
-            f"p50 {_s(ld['p50_s'])} p99 {_s(ld['p99_s'])} errors {ld['errors']} (timeouts {ld['timeouts']}) "
-            f"open@end {ld['open_at_end']} healthz p50/p99 {_ms(h['p50_ms'])}/{_ms(h['p99_ms'])} "
-            f"drain {c['drain_s']}s {c['restarted'] or ''} "
-            f"rss {c['server']['rss_before_mb']:.0f}->{c['server']['rss_peak_mb']:.0f} MB "
-            f"upstream {c['upstream']} rows {c.get('rows')}")
+    return (
+        f"{c['mode']:<6} n={c['n']:<5} {c['target']:<10} {ld['rps']:7.1f} req/s "
+        f"p50 {_s(ld['p50_s'])} p99 {_s(ld['p99_s'])} "
+        f"errors {ld['errors']} (timeouts {ld['timeouts']}) "
+        f"open@end {ld['open_at_end']} healthz p50/p99 {_ms(h['p50_ms'])}/{_ms(h['p99_ms'])} "
+        f"drain {c['drain_s']}s {c['restarted'] or ''} "
+        f"rss {c['server']['rss_before_mb']:.0f}->{c['server']['rss_peak_mb']:.0f} MB "
+        f"upstream {c['upstream']} rows {c.get('rows')}"
+    )
 
 
 def _s(v):
@@ -746,30 +899,42 @@ def _ms(v):
 def render(result) -> str:
     cells = result["cells"]
     st = result["settings"]
+    sv = result["server"]
     direct = {(c["mode"], c["n"]): c for c in cells if c["target"] == "direct"}
     lines = [
         f"Measured {result['when']}; `{result['uptime_before']}` before, "
-        f"`{result.get('uptime_after', '?')}` after. {st['duration']:g} s per cell, client timeout "
-        f"{st['timeout']:g} s, stand-in: {st['delay']:g} s per answer, streams of {st['chunks']} chunks "
-        f"{st['interval'] * 1000:g} ms apart. Switchyard: `{st['switchyard_cmd']}` in `{result['server']['switchyard_dir']}` "
-        f"({result['server']['switchyard_head']}), env {result['server']['env'] or '{}'}.",
+        f"`{result.get('uptime_after', '?')}` after. {st['duration']:g} s per cell, "
+        f"client timeout {st['timeout']:g} s, stand-in: {st['delay']:g} s per answer, "
+        f"streams of {st['chunks']} chunks {st['interval'] * 1000:g} ms apart. "
+        f"Switchyard: `{st['switchyard_cmd']}` in `{sv['switchyard_dir']}` "
+        f"({sv['switchyard_head']}), env {sv['env'] or '{}'}.",
         "",
-        "| mode | open | target | req/s | % of direct | p50 / p99 s | added p50 / p99 s | 1st event p50 s "
-        "| errors (timeouts) | /healthz p50 / p99 ms | RSS KB per open req | after the load "
+        "| mode | open | target | req/s | % of direct | p50 / p99 s | added p50 / p99 s "
+        "| 1st event p50 s | errors (timeouts) | /healthz p50 / p99 ms | RSS KB per open req "
+        "| after the load "
         "| usage rows = answers |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in cells:
-        ld, h, sv = c["load"], c["healthz"], c["server"]
+        ld, h, mem = c["load"], c["healthz"], c["server"]
         d = direct.get((c["mode"], c["n"]))
         share = f"{100 * ld['rps'] / d['load']['rps']:.0f}%" if d and d["load"]["rps"] else "-"
-        if d and c["target"] != "direct" and ld["p50_s"] is not None and d["load"]["p50_s"] is not None:
-            added = f"{ld['p50_s'] - d['load']['p50_s']:+.2f} / {ld['p99_s'] - d['load']['p99_s']:+.2f}"
+        if (
+            d
+            and c["target"] != "direct"
+            and ld["p50_s"] is not None
+            and d["load"]["p50_s"] is not None
+        ):
+            added = (
+                f"{ld['p50_s'] - d['load']['p50_s']:+.2f} / {ld['p99_s'] - d['load']['p99_s']:+.2f}"
+            )
         else:
             added = "-"
         lat = "-" if ld["p50_s"] is None else f"{ld['p50_s']:.2f} / {ld['p99_s']:.2f}"
         errs = f"{ld['errors']} ({ld['timeouts']})"
-        hz = f"{_ms(h['p50_ms'])} / {_ms(h['p99_ms'])}" + (f" ({h['timeouts']} t/o)" if h["timeouts"] else "")
+        hz = f"{_ms(h['p50_ms'])} / {_ms(h['p99_ms'])}" + (
+            f" ({h['timeouts']} t/o)" if h["timeouts"] else ""
+        )
         if c["restarted"] == "restarted":
             after = f"busy {c['drain_s']:g} s: restarted"
         elif c["restarted"] == "busy":
@@ -783,19 +948,22 @@ def render(result) -> str:
         acc = "-"
         if "rows" in c:
             r = c["rows"]
-            acc = (f"{'yes' if c['rows_equal_answers'] else '**no**'}: {r['complete']} / {up['answered']}")
+            acc = (
+                f"{'yes' if c['rows_equal_answers'] else '**no**'}: {r['rows']} / {up['answered']}"
+            )
             extra = []
+            if up["started"] != up["answered"]:
+                extra.append(f"{up['started'] - up['answered']} calls dropped before any answer")
             if r["client_left"]:
-                extra.append(f"{r['client_left']} client-left rows")
+                extra.append(f"{r['client_left']} rows say the client left")
             if r["failed"]:
                 extra.append(f"{r['failed']} failed rows")
-            if up["abandoned"]:
-                extra.append(f"{up['abandoned']} calls dropped mid-answer")
             if extra:
                 acc += " (" + ", ".join(extra) + ")"
         lines.append(
-            f"| {c['mode']} | {c['n']} | {c['target']} | {ld['rps']:.1f} | {share} | {lat} | {added} | {first} "
-            f"| {errs} | {hz} | {sv['rss_per_open_kb']:.0f} | {after} | {acc} |"
+            f"| {c['mode']} | {c['n']} | {c['target']} | {ld['rps']:.1f} | {share} | {lat} "
+            f"| {added} | {first} | {errs} | {hz} | {mem['rss_per_open_kb']:.0f} | {after} "
+            f"| {acc} |"
         )
     acc = result.get("accounting")
     if acc:
@@ -803,17 +971,21 @@ def render(result) -> str:
         lines += [
             "",
             f"Switchyard over the whole run (warm-up included), counted after its SIGTERM stop: "
-            f"{r['rows']} usage rows for {u['started']} calls at the stand-in; {r['complete']} rows of "
-            f"complete answers for {u['answered']} answers the stand-in completed — rows = answers: "
-            f"**{'yes' if r['complete'] == u['answered'] else 'no'}**; {r['client_left']} rows marked "
-            f"`client_disconnected`, {r['failed']} failed rows, {u['abandoned']} calls Switchyard "
-            f"dropped mid-answer; restarts after a load: {acc['restarts']}.",
+            f"{r['rows']} usage rows for {u['answered']} answers the stand-in gave "
+            f"({u['started']} calls; {u.get('completed', '?')} answers sent in full, "
+            f"{u['abandoned']} cut off because Switchyard closed the connection) — rows = answers: "
+            f"**{'yes' if r['rows'] == u['answered'] else 'no'}**; "
+            f"{r['complete']} rows of complete answers, {r['client_left']} rows marked "
+            f"`client_disconnected`, {r['failed']} failed rows; "
+            f"restarts after a load: {acc['restarts']}.",
         ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     env = os.environ.get
 
@@ -823,18 +995,32 @@ def main() -> int:
     r.add_argument("--modes", default=env("MODES", "plain,stream"))
     r.add_argument("--duration", type=float, default=float(env("DURATION", 20)))
     r.add_argument("--warmup", type=float, default=float(env("WARMUP", 2)))
-    r.add_argument("--timeout", type=float, default=float(env("TIMEOUT", 10)), help="client timeout per request")
-    r.add_argument("--drain-max", type=float, default=float(env("DRAIN_MAX", 20)),
-                   help="after a load, wait at most this long for the target to go idle, else restart it")
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=float(env("TIMEOUT", 10)),
+        help="client timeout per request",
+    )
+    r.add_argument(
+        "--drain-max",
+        type=float,
+        default=float(env("DRAIN_MAX", 20)),
+        help="after a load, wait at most this long for the target to go idle, else restart it",
+    )
     r.add_argument("--delay", type=float, default=float(env("STANDIN_DELAY", 1.0)))
     r.add_argument("--chunks", type=int, default=int(env("STANDIN_CHUNKS", 20)))
     r.add_argument("--interval", type=float, default=float(env("STANDIN_INTERVAL", 0.05)))
     r.add_argument("--probe-interval", type=float, default=float(env("PROBE_INTERVAL", 0.1)))
     r.add_argument("--probe-timeout", type=float, default=float(env("PROBE_TIMEOUT", 10)))
     r.add_argument("--switchyard-dir", default=env("SWITCHYARD_DIR", str(ROOT)))
-    r.add_argument("--switchyard-cmd", default=env("SWITCHYARD_CMD", "scripts/run.sh"),
-                   help="shell command run in --switchyard-dir; must listen on $BIND_ADDRESS:$PORT")
-    r.add_argument("--litellm-venv", default=env("LITELLM_VENV", "/tmp/switchyard-bench-litellm-venv"))
+    r.add_argument(
+        "--switchyard-cmd",
+        default=env("SWITCHYARD_CMD", "scripts/run.sh"),
+        help="shell command run in --switchyard-dir; must listen on $BIND_ADDRESS:$PORT",
+    )
+    r.add_argument(
+        "--litellm-venv", default=env("LITELLM_VENV", "/tmp/switchyard-bench-litellm-venv")
+    )
     r.add_argument("--litellm-workers", type=int, default=int(env("LITELLM_WORKERS", 2)))
     r.add_argument("--port-base", type=int, default=int(env("PORT_BASE", 19080)))
     r.add_argument("--pidfile", default=env("BENCH_PIDFILE", ""))

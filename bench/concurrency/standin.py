@@ -10,8 +10,10 @@ thousands of open connections because a waiting answer is a timer, not a thread 
   lasts about chunks × interval), then a usage chunk when `stream_options.include_usage`,
   then `data: [DONE]` (chunked transfer encoding).
 - `GET …/models`, `GET /healthz`.
-- `GET /stats`: JSON counters per port — `started`, `answered` (the whole answer was
-  written to an open connection), `abandoned` (the client left first), `open` (calls in
+- `GET /stats`: JSON counters per port — `started`, `answered` (an answer began: the
+  whole plain answer, or a stream's headers and first chunk, was written to an open
+  connection), `completed` (the whole answer, `[DONE]` included, was written),
+  `abandoned` (the client left before the answer was complete), `open` (calls in
   progress), `last_start` (seconds since the last call started, None before any).
 
 The driver compares `answered` with the usage rows a gateway wrote, and waits for `open`
@@ -40,7 +42,11 @@ class Config:
         self.delay = args.delay
         self.chunks = args.chunks
         self.interval = args.interval
-        usage = {"prompt_tokens": 9, "completion_tokens": self.chunks, "total_tokens": 9 + self.chunks}
+        usage = {
+            "prompt_tokens": 9,
+            "completion_tokens": self.chunks,
+            "total_tokens": 9 + self.chunks,
+        }
         body = json.dumps(
             {
                 "id": "chatcmpl-standin",
@@ -66,26 +72,50 @@ class Config:
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
-        base = {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": 1764300000, "model": MODEL}
+        base = {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion.chunk",
+            "created": 1764300000,
+            "model": MODEL,
+        }
         self.first_chunk = _sse(
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok "}, "finish_reason": None}]}
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": "ok "},
+                        "finish_reason": None,
+                    }
+                ],
+            }
         )
-        self.chunk = _sse({**base, "choices": [{"index": 0, "delta": {"content": "ok "}, "finish_reason": None}]})
-        self.last_chunk = _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        self.chunk = _sse(
+            {**base, "choices": [{"index": 0, "delta": {"content": "ok "}, "finish_reason": None}]}
+        )
+        self.last_chunk = _sse(
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        )
         self.usage_chunk = _sse({**base, "choices": [], "usage": usage})
         self.done = _chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n"
-        models = json.dumps({"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "standin"}]}).encode()
-        self.models = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-            len(models),
-            models,
+        models = json.dumps(
+            {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "standin"}]}
+        ).encode()
+        self.models = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (
+                len(models),
+                models,
+            )
         )
-        self.health = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}"
+        self.health = _response("200 OK", b'{"status":"ok"}')
 
 
 class Counters:
     def __init__(self):
         self.started = 0
         self.answered = 0
+        self.completed = 0
         self.abandoned = 0
         self.open = 0
         self.last_start = None
@@ -95,6 +125,7 @@ class Counters:
         return {
             "started": self.started,
             "answered": self.answered,
+            "completed": self.completed,
             "abandoned": self.abandoned,
             "open": self.open,
             "last_start": last,
@@ -205,13 +236,14 @@ class Handler(asyncio.Protocol):
         self.timer = None
         self.busy = False
         self.c.open -= 1
-        self.c.answered += 1
+        self.c.completed += 1
         if self.close_after:
             self.transport.close()
         elif self.buf:
             self.data_received(b"")
 
     def plain_done(self):
+        self.c.answered += 1
         self.transport.write(self.cfg.plain)
         self.finish()
 
@@ -219,6 +251,7 @@ class Handler(asyncio.Protocol):
         cfg = self.cfg
         self.step += 1
         if self.step == 1:
+            self.c.answered += 1
             self.transport.write(cfg.stream_head + cfg.first_chunk)
         elif self.step < cfg.chunks:
             self.transport.write(cfg.chunk)
@@ -251,7 +284,9 @@ async def main(args):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--ports", required=True)
     ap.add_argument("--delay", type=float, default=1.0, help="plain answer after this many seconds")
