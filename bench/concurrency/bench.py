@@ -439,6 +439,24 @@ class Processes:
             self.stop(proc, timeout=15)
 
 
+def settle(root: int, name: str, *, limit: float = 120.0) -> float:
+    """Wait (bounded) until a server's process tree is idle: <10% of a core over 2 s.
+
+    Its health URL answers before every worker has booted (LiteLLM's second worker takes
+    a minute to import on this machine); a load started then measures the boot.
+    """
+    t0 = time.monotonic()
+    _, cpu, _ = tree_usage(root)
+    while time.monotonic() - t0 < limit:
+        time.sleep(2.0)
+        _, now, _ = tree_usage(root)
+        if now - cpu < 0.2:
+            return time.monotonic() - t0
+        cpu = now
+    log(f"{name} still busy {limit:.0f} s after it answered; measuring anyway")
+    return time.monotonic() - t0
+
+
 def http_json(url, timeout=5.0, headers=None):
     req = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -651,6 +669,9 @@ def main_run(args) -> int:
             if t.start_fn:
                 log(f"starting {t.name}")
                 t.start_fn()
+        for t in tg.values():
+            if t.start_fn:
+                log(f"{t.name} idle {settle(t.proc.pid, t.name):.0f} s after answering")
         result["server"] = {
             "switchyard_dir": str(sw_dir),
             "switchyard_cmd": args.switchyard_cmd,
@@ -723,6 +744,7 @@ def main_run(args) -> int:
             procs.stop(t.proc, timeout=30)
             t.restarts += 1
             t.start_fn()
+            settle(t.proc.pid, t.name)
             return round(time.monotonic() - t0, 1), "restarted"
 
         def load(t, n, mode, duration):
