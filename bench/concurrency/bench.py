@@ -659,7 +659,10 @@ def main_run(args) -> int:
                     logfile=work / "switchyard.log",
                 )
                 wait_http(
-                    f"http://127.0.0.1:{t.port}/healthz", timeout=90, proc=t.proc, name="switchyard"
+                    f"http://127.0.0.1:{t.port}/healthz",
+                    timeout=args.start_timeout,
+                    proc=t.proc,
+                    name="switchyard",
                 )
 
             t.start_fn = start_switchyard
@@ -1044,6 +1047,12 @@ def main() -> int:
         "--litellm-venv", default=env("LITELLM_VENV", "/tmp/switchyard-bench-litellm-venv")
     )
     r.add_argument("--litellm-workers", type=int, default=int(env("LITELLM_WORKERS", 2)))
+    r.add_argument(
+        "--start-timeout",
+        type=float,
+        default=float(env("START_TIMEOUT", 480)),
+        help="seconds a server may take to answer after it is started (LiteLLM: minutes)",
+    )
     r.add_argument("--port-base", type=int, default=int(env("PORT_BASE", 19080)))
     r.add_argument("--pidfile", default=env("BENCH_PIDFILE", ""))
     r.add_argument("--keep", action="store_true", help="keep the work directory (logs, db)")
