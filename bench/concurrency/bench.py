@@ -604,7 +604,7 @@ def main_run(args) -> int:
                 )
                 wait_http(
                     f"http://127.0.0.1:{t.port}{t.health_path}",
-                    timeout=240,
+                    timeout=args.start_timeout,
                     proc=t.proc,
                     name="litellm",
                 )
