@@ -18,8 +18,12 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or None,
+            "request_id": None,
         }
+        # The filter's "-" (no request) is null here.
+        request_id = getattr(record, "request_id", None)
+        if request_id and request_id != "-":
+            entry["request_id"] = request_id
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
