@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from build_loop.models import Build, BuildStep
 from llm_providers.models import UsageDailyRollup, UsageLog, UsageRollupState
@@ -197,3 +198,21 @@ def test_the_daily_rollup_task_prunes_when_retention_is_set(history, settings, f
     assert not UsageLog.objects.filter(created_at__lt=at(10, 0)).exists()
     assert UsageLog.objects.filter(created_at__gte=at(10, 0)).exists()
     assert UsageLog.objects.count() < count
+
+
+def test_with_retention_on_healthz_queues_the_daily_task_once(
+    client, settings, django_capture_on_commit_callbacks
+):
+    settings.LLM_USAGE_RETENTION_DAYS = 30
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client.get("/healthz").status_code == 200
+    task = DBTaskResult.objects.get()
+    assert task.task_path == "llm_providers.usage.tasks.roll_up_usage"
+    assert task.status == "READY"  # queued for the worker, not run by the probe
+
+
+def test_with_retention_off_healthz_queues_nothing(client, settings):
+    settings.LLM_USAGE_RETENTION_DAYS = None
+    assert client.get("/healthz").status_code == 200
+    assert not DBTaskResult.objects.exists()
