@@ -47,9 +47,7 @@ class TenantAdmin(admin.ModelAdmin):
     # -- writes go through the services, which write the audit events ---------------------
     def save_model(self, request, obj, form, change):
         if not change:
-            created = tenant_create(tenant_id=obj.pk, name=obj.name)
-            if not obj.is_active:
-                tenant_update(tenant=created, is_active=False)
+            tenant_create(tenant_id=obj.pk, name=obj.name, is_active=obj.is_active)
             obj._state.adding = False
             return
         changed = {name: getattr(obj, name) for name in TENANT_FIELDS if name in form.changed_data}

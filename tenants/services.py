@@ -26,8 +26,8 @@ def _key_values(api_key: TenantAPIKey) -> dict:
 
 
 @transaction.atomic
-def tenant_create(*, tenant_id: str, name: str = "") -> Tenant:
-    tenant = Tenant(id=tenant_id, name=name or tenant_id)
+def tenant_create(*, tenant_id: str, name: str = "", is_active: bool = True) -> Tenant:
+    tenant = Tenant(id=tenant_id, name=name or tenant_id, is_active=is_active)
     tenant.full_clean()
     tenant.save(force_insert=True)
     audit.record(
