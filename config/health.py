@@ -3,11 +3,13 @@
 import logging
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from llm_providers.usage.selectors import enqueue_daily_usage_task
 from llm_providers.validation.health import latest_validation
 
 logger = logging.getLogger(__name__)
@@ -42,12 +44,27 @@ def validation_check() -> dict:
     }
 
 
+def queue_daily_usage_work() -> None:
+    """With retention on, load balancers' probes make sure the daily usage task is queued.
+
+    A cache entry per UTC day (and one task row a day): never the work itself, and never
+    a reason for the probe to fail.
+    """
+    if not settings.LLM_USAGE_RETENTION_DAYS:
+        return
+    try:
+        enqueue_daily_usage_task()
+    except Exception:
+        logger.warning("healthz: could not queue the daily usage task", exc_info=True)
+
+
 @never_cache
 @require_safe
 def healthz(request):
     database = database_check()
     if database["status"] != "ok":
         return JsonResponse({"status": "fail", "checks": {"database": database}}, status=503)
+    queue_daily_usage_work()
     validation = validation_check()
     status = "degraded" if validation["status"] == "degraded" else "ok"
     return JsonResponse(

@@ -1,6 +1,8 @@
-"""Request limits for the REST API that must hold before any view reads the body."""
+"""Project middlewares: the request id, and request limits that hold before any view."""
 
 from django.conf import settings
+
+from tenants import context
 
 from .exceptions import API_PREFIX, error_response
 
@@ -31,3 +33,57 @@ class ApiBodyLimitMiddleware:
                     {"max_bytes": limit},
                 )
         return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """X-Request-ID: the client's when it is a sane token, else a new one (SPEC §15).
+
+    First in MIDDLEWARE, so every answer carries it (/api, /v1, /healthz, the admin, and
+    the other middlewares' own answers) and every log line of the request has it (through
+    `tenants.context.RequestIdLogFilter`). Also the audit actor's context: the request's
+    client address and, for the admin, its user.
+    """
+
+    header = "X-Request-ID"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = context.sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request_id = request_id or context.new_request_id()
+        request.request_id = request_id
+        ctx = context.ActionContext(
+            request_id=request_id, ip=request.META.get("REMOTE_ADDR") or None, request=request
+        )
+        with context.bound(ctx):
+            response = self.get_response(request)
+        response[self.header] = request_id
+        if response.streaming:
+            # A streamed body is produced after this returns: keep the request's context
+            # for each chunk, so its log lines carry the id too.
+            bind = _abound_chunks if response.is_async else _bound_chunks
+            response.streaming_content = bind(response.streaming_content, ctx)
+        return response
+
+
+def _bound_chunks(chunks, ctx):
+    iterator = iter(chunks)
+    while True:
+        with context.bound(ctx):
+            try:
+                chunk = next(iterator)
+            except StopIteration:
+                return
+        yield chunk
+
+
+async def _abound_chunks(chunks, ctx):
+    iterator = aiter(chunks)
+    while True:
+        with context.bound(ctx):
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+        yield chunk

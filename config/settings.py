@@ -230,6 +230,21 @@ LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
 LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"}}
 LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
 
+# --- Request ids and structured logs (issue 12) ---------------------------------------
+# Every record gets the current request's id (X-Request-ID, config.middleware); "-" outside
+# a request. LOG_FORMAT=json: one JSON object per line (config.logformat).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+LOGGING["filters"]["request_id"] = {"()": "tenants.context.RequestIdLogFilter"}
+LOGGING["handlers"]["console"]["filters"].append("request_id")
+LOGGING["formatters"]["plain"]["format"] = (
+    "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+)
+LOGGING["formatters"]["json"] = {"()": "config.logformat.JsonFormatter"}
+LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
+MIDDLEWARE.insert(0, "config.middleware.RequestIdMiddleware")
+
 # --- Build loop -----------------------------------------------------------------------
 # A running build whose worker has not touched its heartbeat for this long is failed (by
 # the worker before each build and by `manage.py fail_stale_builds`). Keep it well above
@@ -272,3 +287,9 @@ SPECTACULAR_SETTINGS["SERVE_AUTHENTICATION"] = []
 # the *database server* can lose the last ~0.6 s of usage rows (never corrupts them).
 # Ignored on SQLite and inside a caller's transaction.
 LLM_USAGE_ASYNC_COMMIT = env.bool("LLM_USAGE_ASYNC_COMMIT", default=False)
+
+# --- Usage retention (issue 12) ---------------------------------------------------------
+# When set, the task worker deletes raw usage rows older than this many days whose days
+# are rolled up (after the daily rollup task; `manage.py prune_usage` by hand or cron).
+# Off by default: usage rows are kept for ever.
+LLM_USAGE_RETENTION_DAYS = env.int("LLM_USAGE_RETENTION_DAYS", default=0) or None

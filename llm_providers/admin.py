@@ -200,11 +200,15 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             llm_provider_service.activate(tenant_id=obj.tenant_id, config_id=obj.pk)
             obj.refresh_from_db()
         elif not data.get("active") and obj.is_active:
-            obj.is_active = False
-            obj.save(update_fields=["is_active", "updated_at"])
+            llm_provider_service.deactivate(config=obj)
 
     def delete_model(self, request, obj):
         llm_provider_service.delete_provider_config(config=obj)
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" too goes through the service: one audit event per config.
+        for config in queryset:
+            llm_provider_service.delete_provider_config(config=config)
 
     # -- columns -------------------------------------------------------------------------
     @admin.display(description="key")

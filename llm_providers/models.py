@@ -232,6 +232,9 @@ class UsageRollupState(models.Model):
     id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON)
     rolled_until = models.DateField()
     rolled_until_at = models.DateTimeField()
+    # Raw usage rows of the days before this one were pruned (usage.retention): their
+    # rollups are their only record and are never recomputed. Null: nothing pruned.
+    pruned_before = models.DateField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

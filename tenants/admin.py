@@ -3,8 +3,17 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
-from .models import Tenant, TenantAPIKey
-from .services import api_key_create, api_key_revoke
+from .models import AuditEvent, Tenant, TenantAPIKey
+from .services import (
+    TENANT_FIELDS,
+    api_key_create,
+    api_key_delete,
+    api_key_revoke,
+    api_key_update,
+    tenant_create,
+    tenant_delete,
+    tenant_update,
+)
 
 # The library's own APIKey model is not used: tenants' keys are TenantAPIKey.
 admin.site.unregister(APIKey)
@@ -35,6 +44,23 @@ class TenantAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("id", "created_at") if obj else ("created_at",)
 
+    # -- writes go through the services, which write the audit events ---------------------
+    def save_model(self, request, obj, form, change):
+        if not change:
+            tenant_create(tenant_id=obj.pk, name=obj.name, is_active=obj.is_active)
+            obj._state.adding = False
+            return
+        changed = {name: getattr(obj, name) for name in TENANT_FIELDS if name in form.changed_data}
+        if changed:
+            tenant_update(tenant=obj, **changed)
+
+    def delete_model(self, request, obj):
+        tenant_delete(tenant=obj)
+
+    def delete_queryset(self, request, queryset):
+        for tenant in queryset:
+            tenant_delete(tenant=tenant)
+
     @admin.action(description="Issue a new API key (shown once)")
     def issue_api_key(self, request, queryset):
         for tenant in queryset:
@@ -59,6 +85,41 @@ class TenantAPIKeyAdmin(APIKeyModelAdmin):
     search_fields = ("prefix", "name", "tenant__id")
     actions = ["revoke_keys"]
 
+    # -- writes go through the services, which write the audit events ---------------------
+    def save_model(self, request, obj, form, change):
+        if not change:
+            api_key, key = api_key_create(
+                tenant=obj.tenant, name=obj.name, expires_at=obj.expiry_date
+            )
+            obj.pk, obj.prefix, obj.created = api_key.pk, api_key.prefix, api_key.created
+            obj._state.adding = False
+            # The library's own wording, which operators (and the tests) know.
+            self.message_user(
+                request,
+                f"The API key for {api_key.name} is: {key}. Please store it somewhere safe: "
+                "you will not be able to see it again.",
+                messages.WARNING,
+            )
+            return
+        changed = {
+            name: getattr(obj, name)
+            for name in ("name", "expiry_date")
+            if name in form.changed_data
+        }
+        if changed:
+            api_key_update(api_key=obj, **changed)
+        # The library's model refuses to un-revoke a key, so a change here is a revocation.
+        if "revoked" in form.changed_data and obj.revoked:
+            obj.revoked = False  # as stored; the service revokes and audits
+            api_key_revoke(api_key=obj)
+
+    def delete_model(self, request, obj):
+        api_key_delete(api_key=obj)
+
+    def delete_queryset(self, request, queryset):
+        for api_key in queryset:
+            api_key_delete(api_key=api_key)
+
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
         count = 0
@@ -66,3 +127,35 @@ class TenantAPIKeyAdmin(APIKeyModelAdmin):
             api_key_revoke(api_key=api_key)
             count += 1
         self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: events are appended by the services and never changed or deleted."""
+
+    list_display = ("created_at", "tenant_id", "actor", "action", "target_type", "target_id", "ip")
+    list_filter = ("action", "actor", "created_at", ("tenant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("tenant_id", "actor", "action", "target_id")
+    date_hierarchy = "created_at"
+    fields = (
+        "created_at",
+        "tenant_id",
+        "actor",
+        "action",
+        "target_type",
+        "target_id",
+        "ip",
+        "changes",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -3,6 +3,7 @@
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from .context import set_actor
 from .models import TenantAPIKey
 
 
@@ -36,6 +37,8 @@ class TenantAPIKeyAuthentication(authentication.BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid API key.") from None
         api_key = resolve_api_key(key)
+        # Changes made by this request are audited as this key's.
+        set_actor(f"api_key:{api_key.prefix}")
         return TenantPrincipal(api_key.tenant), api_key
 
     def authenticate_header(self, request):

@@ -46,3 +46,66 @@ class TenantAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "tenant API key"
         verbose_name_plural = "tenant API keys"
+
+
+class AuditEventQuerySet(TenantScopedQuerySet):
+    """Append-only: rows are inserted by `tenants.audit.record` and never changed."""
+
+    def update(self, **kwargs):
+        raise TypeError("Audit events are append-only: they cannot be updated.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise TypeError("Audit events are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise TypeError("Audit events are append-only: they cannot be deleted.")
+
+    delete.queryset_only = True
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, from where (SPEC §15); written by the services alone."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No database constraint and DO_NOTHING: the history of a tenant outlives the tenant
+    # (deleting it must neither delete nor rewrite its events); tenant_id keeps the slug.
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # admin:<username>, api_key:<prefix>, command:<name> or system.
+    actor = models.CharField(max_length=200)
+    # <entity>.<verb>, e.g. provider_config.create.
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    # {field: [before, after]}; a secret appears only as "[changed]".
+    changes = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "switchyard_audit_events"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="audit_tenant_created"),
+            models.Index(fields=["action", "-created_at"], name="audit_action_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Audit events are append-only: they cannot be changed.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Audit events are append-only: they cannot be deleted.")

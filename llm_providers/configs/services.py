@@ -6,10 +6,13 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from tenants import audit
 from tenants.models import Tenant
+from tenants.services import tenant_create
 
 from ..engine import resolution
 from ..models import Provider, ProviderConfig
+from .auditing import config_diff, config_values, record_config_event
 from .encryption import UndecryptableKeyError, UndecryptableSecret
 from .metadata_rules import metadata_problems
 from .urlsafety import UnsafeBaseURL, validate_base_url
@@ -20,7 +23,10 @@ UNSET = object()
 
 
 class ProviderConfigService:
-    """Create, change, activate and read tenants' provider configs."""
+    """Create, change, activate and read tenants' provider configs.
+
+    Every change writes its audit event (tenants.audit) in the change's own transaction.
+    """
 
     def save_provider_config(
         self,
@@ -49,10 +55,19 @@ class ProviderConfigService:
         with transaction.atomic():
             tenant = self._tenant_for_update(tenant_id, create=True)
             config.tenant = tenant
+            previous = None
             if activate:
+                previous = ProviderConfig.objects.for_tenant(tenant).active().first()
                 ProviderConfig.objects.for_tenant(tenant).active().update(is_active=False)
                 config.is_active = True
             config.save(force_insert=True)
+            values, secrets = config_values(config)
+            changes = audit.created(values, secrets=secrets)
+            if config.api_key_encrypted:
+                changes["api_key"] = audit.CHANGED
+            if previous is not None:
+                changes["deactivated"] = str(previous.pk)
+            record_config_event("create", config, changes)
         logger.info(
             "provider config %s created for tenant %s (%s, active=%s)",
             config.pk,
@@ -71,7 +86,11 @@ class ProviderConfigService:
         base_url=UNSET,
         metadata=UNSET,
     ) -> ProviderConfig:
-        """Change a config; an `api_key` given as UNSET (or None) keeps the current key."""
+        """Change a config; an `api_key` given as UNSET (or None) keeps the current key.
+
+        A new key is audited as `provider_config.key_replace` (its value never is), any
+        other change as `provider_config.update`.
+        """
         fields = []
         if api_key is not UNSET and api_key is not None:
             config.set_api_key(api_key.strip())
@@ -86,8 +105,21 @@ class ProviderConfigService:
             config.metadata = metadata or {}
             fields.append("metadata")
         self.clean_provider_config(config)
-        if fields:
+        if not fields:
+            return config
+        with transaction.atomic():
+            # "Before" is what is stored: the admin's form has already changed `config`.
+            stored = ProviderConfig.objects.select_for_update().get(pk=config.pk)
+            # Compared here, never written into the event.
+            key_replaced = "api_key_encrypted" in fields and (
+                config.api_key_encrypted != stored.api_key_encrypted
+            )
             config.save(update_fields=[*fields, "updated_at"])
+            changes = config_diff(
+                config_values(stored), config_values(config), key_replaced=key_replaced
+            )
+            if changes:
+                record_config_event("key_replace" if key_replaced else "update", config, changes)
         return config
 
     def activate(self, *, tenant_id: str, config_id) -> ProviderConfig:
@@ -95,16 +127,37 @@ class ProviderConfigService:
         with transaction.atomic():
             tenant = self._tenant_for_update(tenant_id)
             config = ProviderConfig.objects.for_tenant(tenant).get(pk=config_id)
-            ProviderConfig.objects.for_tenant(tenant).active().exclude(pk=config.pk).update(
-                is_active=False
-            )
+            others = ProviderConfig.objects.for_tenant(tenant).active().exclude(pk=config.pk)
+            previous = others.first()
+            others.update(is_active=False)
             if not config.is_active:
                 config.is_active = True
                 config.save(update_fields=["is_active", "updated_at"])
+                changes = {"is_active": [False, True]}
+                if previous is not None:
+                    changes["deactivated"] = str(previous.pk)
+                record_config_event("activate", config, changes)
+        return config
+
+    def deactivate(self, *, config: ProviderConfig) -> ProviderConfig:
+        """Leave the tenant without an active config (calls use the environment fallback)."""
+        with transaction.atomic():
+            self._tenant_for_update(config.tenant_id)
+            config.refresh_from_db(fields=["is_active"])
+            if config.is_active:
+                config.is_active = False
+                config.save(update_fields=["is_active", "updated_at"])
+                record_config_event("deactivate", config, {"is_active": [True, False]})
         return config
 
     def delete_provider_config(self, *, config: ProviderConfig) -> None:
-        config.delete()
+        with transaction.atomic():
+            values, secrets = config_values(config)
+            changes = audit.deleted(values, secrets=secrets)
+            if config.api_key_encrypted:
+                changes["api_key"] = audit.CHANGED
+            record_config_event("delete", config, changes)
+            config.delete()
 
     def get_active_config(self, tenant_id: str) -> ProviderConfig | None:
         return ProviderConfig.objects.for_tenant(tenant_id).active().first()
@@ -129,10 +182,8 @@ class ProviderConfigService:
         except Tenant.DoesNotExist:
             if not create:
                 raise
-        tenant = Tenant(id=tenant_id, name=tenant_id)
-        tenant.full_clean()
-        tenant.save(force_insert=True)
-        return tenant
+        # The tenants service, so that the tenant's creation is audited too.
+        return tenant_create(tenant_id=tenant_id, name=tenant_id)
 
     def clean_provider_config(self, config: ProviderConfig) -> None:
         """Raise ValidationError (by field) unless `config` may be saved; normalises base_url."""

@@ -9,6 +9,8 @@ import time
 
 from django.conf import settings
 
+from tenants.context import current_request_id
+
 from ..errors import ErrorType, ProviderError
 from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
 from ..transport.send import HttpResult
@@ -36,6 +38,9 @@ class CallRecord:
         self.status_code = None
         self.request_id = None
         self.upstream_seconds = 0.0
+        # [issue 12: request ids] The serving request's X-Request-ID, read now: a stream's
+        # usage row is written after the view (and its request context) has returned.
+        self.serving_request_id = current_request_id()
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
@@ -98,7 +103,13 @@ class CallRecord:
         meta = dict(self.metadata or {})
         meta["attempts"] = self.attempts
         meta["source"] = resolved.source
-        if self.request_id:
+        # [issue 12: request ids] The request's own id when there is one (the provider's
+        # is then kept as upstream_request_id); the provider's otherwise.
+        if self.serving_request_id:
+            meta["request_id"] = self.serving_request_id
+            if self.request_id:
+                meta["upstream_request_id"] = self.request_id
+        elif self.request_id:
             meta["request_id"] = self.request_id
         if finish_reason:
             meta["finish_reason"] = finish_reason

@@ -123,6 +123,12 @@ def usage_rollup_days(days: Iterable[date], *, now: datetime | None = None) -> l
                     f"{day} is after the rolled-up days (until {until}): roll up the days "
                     "before it first (usage_rollup_pending / manage.py rollup_usage)."
                 )
+            if state.pruned_before is not None and day < state.pruned_before:
+                # Its raw rows are gone: recomputing would replace the rollup with nothing.
+                raise NotRollable(
+                    f"{day} was pruned (raw usage before {state.pruned_before} is deleted); "
+                    "its rollup is its only record and is kept."
+                )
             UsageDailyRollup.objects.filter(day=day).delete()
             rows = _insert_day(day)
             if day == state.rolled_until:
@@ -167,9 +173,24 @@ def usage_rollup_pending(*, now: datetime | None = None) -> list[date]:
 def usage_rollup_rebuild(*, now: datetime | None = None) -> list[date]:
     """Drop every rollup and the watermark, then roll up all closed days again.
 
+    Days whose raw rows were pruned keep their rollups; only the later ones are redone.
+
     Until it is done the stats read the usage rows (correct, only slower).
     """
     with transaction.atomic():
-        UsageRollupState.objects.all().delete()
-        UsageDailyRollup.objects.all().delete()
+        state = rollup_state()
+        pruned_before = state.pruned_before if state else None
+        if pruned_before is None:
+            UsageRollupState.objects.all().delete()
+            UsageDailyRollup.objects.all().delete()
+        else:
+            # Pruned days keep their rollups (their raw rows are gone): rebuild the rest.
+            UsageDailyRollup.objects.filter(day__gte=pruned_before).delete()
+            _set_watermark(pruned_before)
     return usage_rollup_pending(now=now)
+
+
+def pruned_before() -> date | None:
+    """The first day whose raw usage rows are all still there (None: nothing pruned)."""
+    state = rollup_state()
+    return state.pruned_before if state else None

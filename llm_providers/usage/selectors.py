@@ -334,6 +334,15 @@ def usage_stats_for_window(
     return {**window, "totals": _finish(_fold(groups)), "groups": [_finish(g) for g in groups]}
 
 
+def enqueue_daily_usage_task(now: datetime | None = None) -> None:
+    """Queue the daily usage task (rollup, then retention) if this UTC day has not yet.
+
+    The stats endpoint calls it; with LLM_USAGE_RETENTION_DAYS set, /healthz too, so that
+    retention runs every day even where nobody asks for stats.
+    """
+    _enqueue_rollup_once_a_day(now or timezone.now())
+
+
 def _enqueue_rollup_once_a_day(now: datetime) -> None:
     """Queue the rollup task for the closed days, at most once per UTC day and cache.
 

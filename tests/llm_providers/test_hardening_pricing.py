@@ -10,10 +10,10 @@ from django.apps import apps
 from django.db import connection
 from django.urls import reverse
 
-from llm_providers.usage import pricing
 from llm_providers.models import UsageLog
 from llm_providers.providers.base import TokenUsage
 from llm_providers.services import LLMService
+from llm_providers.usage import pricing
 from llm_providers.usage.pricing import MAX_CALL_COST_USD, cost_usd, validate_pricing
 from tests.factories import UsageLogFactory
 

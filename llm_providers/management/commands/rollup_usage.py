@@ -30,7 +30,13 @@ class Command(BaseCommand):
         else:
             done = rollup.usage_rollup_pending()
         today = rollup.rollable_until()
-        recent = [today - timedelta(days=n) for n in range(1, days + 1)]
+        pruned = rollup.pruned_before()
+        # Pruned days keep their rollups: their raw rows are gone.
+        recent = [
+            day
+            for day in (today - timedelta(days=n) for n in range(1, days + 1))
+            if pruned is None or day >= pruned
+        ]
         done += rollup.usage_rollup_days(day for day in recent if day not in set(done))
         state = rollup.rollup_state()
         until = state.rolled_until if state else None

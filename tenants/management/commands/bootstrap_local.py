@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from tenants.context import acting_as, command_actor
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
@@ -34,7 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--tenant-id", default="demo")
         parser.add_argument("--tenant-name", default="Demo tenant")
 
-    def handle(self, *args, username, tenant_id, tenant_name, **options):
+    def handle(self, *args, **options):
+        # Audit events written by this command name it as their actor.
+        with acting_as(command_actor(__name__)):
+            self._handle(**options)
+
+    def _handle(self, *, username, tenant_id, tenant_name, **options):
         shown = []
         with transaction.atomic():
             shown += self._admin_user(username)

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from tenants.context import acting_as, command_actor
 from tenants.models import Tenant
 from tenants.services import api_key_create
 
@@ -17,7 +18,12 @@ class Command(BaseCommand):
             "--expires-in-days", type=int, default=None, help="Expire the key after N days."
         )
 
-    def handle(self, *args, tenant_id, name, expires_in_days, **options):
+    def handle(self, *args, **options):
+        # Audit events written by this command name it as their actor.
+        with acting_as(command_actor(__name__)):
+            self._handle(**options)
+
+    def _handle(self, *, tenant_id, name, expires_in_days, **options):
         try:
             tenant = Tenant.objects.get(pk=tenant_id)
         except Tenant.DoesNotExist:

@@ -1,6 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from tenants.context import acting_as, command_actor
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
@@ -12,7 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("tenant_id")
         parser.add_argument("--name", default="")
 
-    def handle(self, *args, tenant_id, name, **options):
+    def handle(self, *args, **options):
+        # Audit events written by this command name it as their actor.
+        with acting_as(command_actor(__name__)):
+            self._handle(**options)
+
+    def _handle(self, *, tenant_id, name, **options):
         if Tenant.objects.filter(pk=tenant_id).exists():
             raise CommandError(f"Tenant {tenant_id!r} already exists.")
         try:
