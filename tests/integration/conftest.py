@@ -1,4 +1,4 @@
-"""A whole Switchyard per test: its own database, gunicorn, db_worker and a fake provider.
+"""A whole Switchyard per test: its own database, the web server, db_worker and a fake provider.
 
 Nothing here touches the pytest-django test database: the processes share only their own
 database (see tests/support/processes.py), exactly as a deployment's processes do.
@@ -11,7 +11,7 @@ import requests
 
 from tests.support.processes import (
     DbWorker,
-    Gunicorn,
+    WebServer,
     manage,
     process_env,
     subprocess_database,
@@ -35,7 +35,7 @@ class Stack:
         self.tmp_path = tmp_path
         self.upstream = upstream
         self.env = process_env(database_url, tmp_path)
-        self.server: Gunicorn | None = None
+        self.server: WebServer | None = None
         self.worker: DbWorker | None = None
         self.bodies: list[str] = []
         self.servers_started = 0
@@ -50,23 +50,23 @@ class Stack:
         out = manage(self.env, "shell", "-c", CREATE_TENANTS.format(ids=list(tenant_ids))).stdout
         return dict(line.split(" ", 1) for line in out.strip().splitlines()[-len(tenant_ids) :])
 
-    def start_server(self, port: int | None = None, **env_overrides) -> Gunicorn:
-        """Start gunicorn on the stack's database (on a free port unless given)."""
+    def start_server(self, port: int | None = None, **env_overrides) -> WebServer:
+        """Start the web server on the stack's database (on a free port unless given)."""
         self.servers_started += 1
         env = {**self.env, **{k: str(v) for k, v in env_overrides.items()}}
-        log = self.tmp_path / f"gunicorn-{self.servers_started}.log"
-        self.server = Gunicorn(env, log, port=port).start()
+        log = self.tmp_path / f"server-{self.servers_started}.log"
+        self.server = WebServer(env, log, port=port).start()
         return self.server
 
-    def restart_server(self, **env_overrides) -> Gunicorn:
-        """Stop the running gunicorn, then start a new one on the same port and database."""
+    def restart_server(self, **env_overrides) -> WebServer:
+        """Stop the running web server, then start a new one on the same port and database."""
         old = self.server
         old.stop()
         assert old.process.returncode is not None
         return self.start_server(port=old.port, **env_overrides)
 
     def server_logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("gunicorn-*.log")))
+        return "\n".join(p.read_text() for p in sorted(self.tmp_path.glob("server-*.log")))
 
     def stop_server(self):
         if self.server is not None:
