@@ -1,0 +1,114 @@
+"""An OpenAI-compatible provider stand-in whose answers take as long as the test says.
+
+A plain `ThreadingHTTPServer` on 127.0.0.1 (one thread per request, so it holds many calls
+at once). It records how many chat calls are in progress at once (`max_in_flight`), and a
+stream can be held after its first chunk until the test releases it (`hold_streams`):
+synchronisation by events, never by sleeping in the test.
+"""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support.upstream import MODEL, MODELS_REPLY, reply_for
+
+
+class SlowProvider:
+    def __init__(self, *, delay: float = 0.0, chunks: int = 5):
+        self.delay = delay  # seconds each plain (non-stream) chat call takes
+        self.chunks = chunks
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.calls = 0
+        self.stream_started = threading.Event()
+        self.release_streams = threading.Event()
+        self.release_streams.set()
+        self.server: ThreadingHTTPServer | None = None
+
+    def hold_streams(self) -> None:
+        """Streams stop after their first chunk until `release()`."""
+        self.release_streams.clear()
+
+    def release(self) -> None:
+        self.release_streams.set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> "SlowProvider":
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _json(self, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                self._json(MODELS_REPLY)
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with provider.lock:
+                    provider.calls += 1
+                    provider.in_flight += 1
+                    provider.max_in_flight = max(provider.max_in_flight, provider.in_flight)
+                try:
+                    if body.get("stream"):
+                        self._stream()
+                    else:
+                        time.sleep(provider.delay)  # the provider's own thinking time
+                        self._json(reply_for(body)[1])
+                finally:
+                    with provider.lock:
+                        provider.in_flight -= 1
+
+            def _stream(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for index in range(provider.chunks):
+                    chunk = {
+                        "id": "chatcmpl-slow",
+                        "object": "chat.completion.chunk",
+                        "model": MODEL,
+                        "choices": [{"index": 0, "delta": {"content": f"part{index} "}}],
+                    }
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    if index == 0:
+                        provider.stream_started.set()
+                        provider.release_streams.wait(timeout=60)
+                usage = {
+                    "id": "chatcmpl-slow",
+                    "object": "chat.completion.chunk",
+                    "model": MODEL,
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+                }
+                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.release()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
