@@ -78,7 +78,8 @@ class SlowProvider:
             def _stream(self):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
+                # Chunked, as real providers stream: a client reads each event as it comes.
+                self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for index in range(provider.chunks):
                     chunk = {
@@ -87,8 +88,7 @@ class SlowProvider:
                         "model": MODEL,
                         "choices": [{"index": 0, "delta": {"content": f"part{index} "}}],
                     }
-                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                    self.wfile.flush()
+                    self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     if index == 0:
                         provider.stream_started.set()
                         provider.release_streams.wait(timeout=60)
@@ -99,7 +99,11 @@ class SlowProvider:
                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
                 }
-                self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+                self._chunk(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
+                self._chunk(b"")
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
                 self.wfile.flush()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
