@@ -25,14 +25,20 @@ class SlowProvider:
         self.stream_started = threading.Event()
         self.release_streams = threading.Event()
         self.release_streams.set()
+        self._steps = threading.Semaphore(0)
         self.server: ThreadingHTTPServer | None = None
 
     def hold_streams(self) -> None:
-        """Streams stop after their first chunk until `release()`."""
+        """Streams stop after each chunk until `step()` (one more) or `release()` (all)."""
         self.release_streams.clear()
 
     def release(self) -> None:
         self.release_streams.set()
+        self._steps.release(1000)
+
+    def step(self) -> None:
+        """While held, let each open stream send one more chunk."""
+        self._steps.release()
 
     @property
     def base_url(self) -> str:
@@ -91,7 +97,8 @@ class SlowProvider:
                     self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     if index == 0:
                         provider.stream_started.set()
-                        provider.release_streams.wait(timeout=60)
+                    if not provider.release_streams.is_set():
+                        provider._steps.acquire(timeout=60)
                 usage = {
                     "id": "chatcmpl-slow",
                     "object": "chat.completion.chunk",
