@@ -223,20 +223,20 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
 )
 
 # --- REST API: errors, limits, throttles (issue 4) ------------------------------------
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "config.exceptions.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser"]
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "tenants.api.exceptions.api_exception_handler"
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["tenants.api.parsers.JSONParser"]
 # Largest request body the REST API accepts (413 above it).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
-    "config.middleware.ApiBodyLimitMiddleware",
+    "tenants.api.middleware.ApiBodyLimitMiddleware",
 )
 # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
 LLM_TEST_THROTTLE_RATE = env.str("LLM_TEST_THROTTLE_RATE", default="10/min")
 # Page size of paginated lists (clients may ask for up to API_MAX_PAGE_SIZE with page_size).
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=500)
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "config.pagination.PageNumberPagination"
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "tenants.api.pagination.PageNumberPagination"
 REST_FRAMEWORK["PAGE_SIZE"] = API_PAGE_SIZE
 REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["django_filters.rest_framework.DjangoFilterBackend"]
 SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True

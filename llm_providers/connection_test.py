@@ -5,8 +5,6 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from tenants.models import Tenant
-
 from . import services
 from .encryption import UndecryptableKeyError
 from .models import Endpoint, ProviderConfig
@@ -39,7 +37,7 @@ class ConnectionTestOutcome:
 
 
 def provider_config_test(
-    *, tenant: Tenant, config: ProviderConfig | None = None, prompt: str = DEFAULT_TEST_PROMPT
+    *, tenant, config: ProviderConfig | None = None, prompt: str = DEFAULT_TEST_PROMPT
 ) -> ConnectionTestOutcome:
     """Test `config` (default: the tenant's active config, else the environment fallback).
 

@@ -6,7 +6,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
 
 from .encryption import UndecryptableKeyError, UndecryptableSecret
 from .models import Provider, ProviderConfig
@@ -23,7 +23,7 @@ class ProviderConfigService:
     def save_provider_config(
         self,
         *,
-        tenant_id: str,
+        tenant_id: str | int,
         provider: str,
         api_key: str = "",
         default_model: str,
@@ -33,8 +33,10 @@ class ProviderConfigService:
     ) -> uuid.UUID:
         """Create a config (activating it unless `activate=False`) and return its id.
 
-        The tenant is created when it does not exist yet, so that an embedding
-        application can hand Switchyard its own tenant ids.
+        With the default tenant model the tenant is created when it does not exist yet, so
+        that an embedding application can hand Switchyard its own tenant ids; a host's own
+        tenant model (SWITCHYARD_TENANT_MODEL) is the host's to create: an unknown id there
+        is a ValueError.
         """
         config = ProviderConfig(
             provider=provider,
@@ -88,7 +90,7 @@ class ProviderConfigService:
             config.save(update_fields=[*fields, "updated_at"])
         return config
 
-    def activate(self, *, tenant_id: str, config_id) -> ProviderConfig:
+    def activate(self, *, tenant_id: str | int, config_id) -> ProviderConfig:
         """Make `config_id` the tenant's active config, deactivating the other atomically."""
         with transaction.atomic():
             tenant = self._tenant_for_update(tenant_id)
@@ -104,10 +106,10 @@ class ProviderConfigService:
     def delete_provider_config(self, *, config: ProviderConfig) -> None:
         config.delete()
 
-    def get_active_config(self, tenant_id: str) -> ProviderConfig | None:
+    def get_active_config(self, tenant_id: str | int) -> ProviderConfig | None:
         return ProviderConfig.objects.for_tenant(tenant_id).active().first()
 
-    def get_api_key(self, tenant_id: str) -> str | None:
+    def get_api_key(self, tenant_id: str | int) -> str | None:
         """The active config's decrypted key, or None when there is no config or key.
 
         Raises UndecryptableKeyError rather than ever returning ciphertext.
@@ -118,16 +120,24 @@ class ProviderConfigService:
         return decrypted_api_key(config)
 
     # -- helpers ---------------------------------------------------------------------
-    def _tenant_for_update(self, tenant_id: str, *, create: bool = False) -> Tenant:
+    def _tenant_for_update(self, tenant_id, *, create: bool = False):
         # Locking the tenant row serialises activations of one tenant (PostgreSQL); on
         # SQLite, IMMEDIATE transactions already serialise writers.
-        qs = Tenant.objects.select_for_update()
+        tenant_model = get_tenant_model()
         try:
-            return qs.get(pk=tenant_id)
-        except Tenant.DoesNotExist:
+            return tenant_model.objects.select_for_update().get(pk=tenant_id)
+        except (ValueError, ValidationError):
+            # An id of the wrong type for the model's primary key (e.g. "abc" for an int).
+            raise ValueError(f"Invalid tenant id {tenant_id!r}.") from None
+        except tenant_model.DoesNotExist:
             if not create:
                 raise
-        tenant = Tenant(id=tenant_id, name=tenant_id)
+            if tenant_model._meta.label != "tenants.Tenant":
+                raise ValueError(
+                    f"Unknown tenant {tenant_id!r}: {tenant_model._meta.label} rows are "
+                    "created by the host project, not by Switchyard."
+                ) from None
+        tenant = tenant_model(id=tenant_id, name=tenant_id)
         tenant.full_clean()
         tenant.save(force_insert=True)
         return tenant

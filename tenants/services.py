@@ -16,9 +16,10 @@ def tenant_create(*, tenant_id: str, name: str = "") -> Tenant:
 
 
 def api_key_create(
-    *, tenant: Tenant, name: str = "default", expires_at: datetime | None = None
+    *, tenant, name: str = "default", expires_at: datetime | None = None
 ) -> tuple[TenantAPIKey, str]:
-    """Issue a key; the plain key is returned once and never stored."""
+    """Issue a key for `tenant` (a SWITCHYARD_TENANT_MODEL row); the plain key is returned
+    once and never stored."""
     return TenantAPIKey.objects.create_key(tenant=tenant, name=name, expiry_date=expires_at)
 
 

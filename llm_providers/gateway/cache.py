@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from tenants.authentication import resolve_api_key
-from tenants.models import Tenant, TenantAPIKey
+from tenants.models import TenantAPIKey
 
 from .. import hotpath
 from ..models import ProviderConfig
@@ -71,7 +71,7 @@ def authenticate_key(key: str) -> TenantAPIKey:
     return api_key
 
 
-def active_config(tenant_id: str) -> ProviderConfig | None:
+def active_config(tenant_id: str | int) -> ProviderConfig | None:
     """The tenant's active config (as LLMService looks it up), cached for a few seconds."""
     config = _configs.get(tenant_id) if ttl() > 0 else _MISSING
     if config is _MISSING:
@@ -90,6 +90,8 @@ def _on_change(sender, **kwargs) -> None:
     clear()
 
 
-for _model in (Tenant, TenantAPIKey, ProviderConfig):
+# The tenant model as a lazy "app_label.Model" sender: SWITCHYARD_TENANT_MODEL may name a
+# host project's model.
+for _model in (settings.SWITCHYARD_TENANT_MODEL, TenantAPIKey, ProviderConfig):
     post_save.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-save-{_model}")
     post_delete.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-del-{_model}")

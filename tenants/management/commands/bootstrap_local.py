@@ -14,6 +14,8 @@ from django.db import transaction
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
+from ._common import require_own_tenant_model
+
 RULE = "=" * 72
 
 
@@ -65,6 +67,7 @@ class Command(BaseCommand):
         ]
 
     def _demo_tenant(self, tenant_id, tenant_name):
+        require_own_tenant_model()
         # Only on an empty installation: a deleted demo tenant is not brought back.
         if Tenant.objects.exists():
             self.stdout.write(

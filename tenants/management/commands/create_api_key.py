@@ -1,9 +1,10 @@
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
 from tenants.services import api_key_create
 
 
@@ -18,9 +19,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, tenant_id, name, expires_in_days, **options):
+        tenant_model = get_tenant_model()  # SWITCHYARD_TENANT_MODEL: a string or integer pk
         try:
-            tenant = Tenant.objects.get(pk=tenant_id)
-        except Tenant.DoesNotExist:
+            tenant = tenant_model.objects.get(pk=tenant_id)
+        except (tenant_model.DoesNotExist, ValueError, ValidationError):
             raise CommandError(f"Tenant {tenant_id!r} does not exist.") from None
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be positive.")

@@ -4,6 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
+from ._common import require_own_tenant_model
+
 
 class Command(BaseCommand):
     help = "Create a tenant and issue its first API key (printed alone on the last line)."
@@ -13,6 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
 
     def handle(self, *args, tenant_id, name, **options):
+        require_own_tenant_model()
         if Tenant.objects.filter(pk=tenant_id).exists():
             raise CommandError(f"Tenant {tenant_id!r} already exists.")
         try:
