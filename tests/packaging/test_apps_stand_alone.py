@@ -39,3 +39,12 @@ def test_no_dotted_path_of_the_app_names_config(app):
         if '"config.' in path.read_text() or "'config." in path.read_text()
     ]
     assert offenders == []
+
+
+@pytest.mark.django_db
+def test_the_migrations_match_the_models_for_the_default_tenant_model():
+    # The 0001 migrations name settings.SWITCHYARD_TENANT_MODEL; with the default it must
+    # still be exactly what the models say (no new migration for existing deployments).
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
