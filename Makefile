@@ -63,6 +63,11 @@ bootstrap: venv .env migrate ## First run only: an admin user and a demo tenant 
 clean: ## Remove the venv and collected static files (keeps .env and the database)
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
 
+
+.PHONY: check-package
+check-package: venv-dev ## Build the wheel, install it into a fresh project as the README says (SQLite)
+	@scripts/check-package.sh $(CHECK_PACKAGE_ARGS)
+
 .PHONY: test-e2e
 test-e2e: venv-dev ## The local provider against a real llama-server + Gemma 3 270M (not in CI)
 	@scripts/e2e.sh $(PYTEST_ARGS)

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from tenants.admin import TenantSearchMixin
+
 from .models import Build, BuildStep
 
 
@@ -33,7 +35,7 @@ class BuildStepInline(admin.TabularInline):
 
 
 @admin.register(Build)
-class BuildAdmin(admin.ModelAdmin):
+class BuildAdmin(TenantSearchMixin, admin.ModelAdmin):
     """Builds are created through the API and run by the worker; the admin only watches."""
 
     list_display = [
@@ -49,7 +51,7 @@ class BuildAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     list_filter = ["status", "review_passed", "created_at"]
-    search_fields = ["id", "tenant__id", "prompt"]
+    search_fields = ["id", "prompt"]  # and the tenant (TenantSearchMixin)
     list_select_related = ["tenant"]
     date_hierarchy = "created_at"
     inlines = [BuildStepInline]

@@ -1,11 +1,12 @@
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from llm_providers.models import UsageLog
-from tenants.models import Tenant, TenantScopedQuerySet
+from tenants.models import TenantScopedQuerySet
 
 MAX_ITERATIONS_LIMIT = 10
 DEFAULT_MAX_ITERATIONS = 3
@@ -46,7 +47,9 @@ class Build(models.Model):
     """One run of the blueprint → review → refine loop for a tenant's prompt."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="builds")
+    tenant = models.ForeignKey(
+        settings.SWITCHYARD_TENANT_MODEL, on_delete=models.CASCADE, related_name="builds"
+    )
     prompt = models.TextField()
     # Optional override of the provider config's default model; blank = the config's.
     model = models.CharField(max_length=200, blank=True, default="")

@@ -7,7 +7,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.exceptions import Conflict
+from tenants.api.exceptions import Conflict
 from tenants.scoping import TenantScopedViewMixin
 
 from . import services

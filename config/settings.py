@@ -236,7 +236,7 @@ LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRe
 LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
 
 # --- Request ids and structured logs (issue 12) ---------------------------------------
-# Every record gets the current request's id (X-Request-ID, config.middleware); "-" outside
+# Every record gets the current request's id (X-Request-ID, tenants.api.middleware); "-" outside
 # a request. LOG_FORMAT=json: one JSON object per line (config.logformat).
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 if LOG_FORMAT not in ("plain", "json"):
@@ -248,7 +248,7 @@ LOGGING["formatters"]["plain"]["format"] = (
 )
 LOGGING["formatters"]["json"] = {"()": "config.logformat.JsonFormatter"}
 LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
-MIDDLEWARE.insert(0, "config.middleware.RequestIdMiddleware")
+MIDDLEWARE.insert(0, "tenants.api.middleware.RequestIdMiddleware")
 
 # --- Build loop -----------------------------------------------------------------------
 # A running build whose worker has not touched its heartbeat for this long is failed (by
@@ -266,20 +266,20 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
 )
 
 # --- REST API: errors, limits, throttles (issue 4) ------------------------------------
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "config.exceptions.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["config.parsers.JSONParser"]
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "tenants.api.exceptions.api_exception_handler"
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["tenants.api.parsers.JSONParser"]
 # Largest request body the REST API accepts (413 above it).
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
-    "config.middleware.ApiBodyLimitMiddleware",
+    "tenants.api.middleware.ApiBodyLimitMiddleware",
 )
 # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
 LLM_TEST_THROTTLE_RATE = env.str("LLM_TEST_THROTTLE_RATE", default="10/min")
 # Page size of paginated lists (clients may ask for up to API_MAX_PAGE_SIZE with page_size).
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=500)
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "config.pagination.PageNumberPagination"
+REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "tenants.api.pagination.PageNumberPagination"
 REST_FRAMEWORK["PAGE_SIZE"] = API_PAGE_SIZE
 REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["django_filters.rest_framework.DjangoFilterBackend"]
 SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True

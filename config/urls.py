@@ -1,23 +1,23 @@
+"""The reference deployment's URLs: Switchyard's surfaces, each one include(), as a host
+project adds them (README, "Use it in your Django project"), plus the admin and the schema."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-import config.schema  # noqa: F401  (registers the tenant Bearer scheme with drf-spectacular)
-from config.health import healthz
-
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
+    path("", include("llm_providers.urls.health")),
     path("api/build/", include("build_loop.urls")),
     path("api/audit/", include("tenants.urls")),
-    path("api/", include("llm_providers.urls")),
+    path("api/", include("llm_providers.urls.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("llm_providers.gateway.urls")),
 ]
 
 # JSON errors in the documented shape under /api/; Django's HTML pages elsewhere.
-handler400 = "config.exceptions.api_bad_request"
-handler403 = "config.exceptions.api_permission_denied"
-handler404 = "config.exceptions.api_page_not_found"
-handler500 = "config.exceptions.api_server_error"
+handler400 = "tenants.api.exceptions.api_bad_request"
+handler403 = "tenants.api.exceptions.api_permission_denied"
+handler404 = "tenants.api.exceptions.api_page_not_found"
+handler500 = "tenants.api.exceptions.api_server_error"

@@ -10,6 +10,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from tenants.admin import TenantSearchMixin
+
 from .configs.services import llm_provider_service
 from .configs.testing import provider_configs_test
 from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
@@ -127,7 +129,7 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
     form = ProviderConfigForm
     list_display = (
         "tenant",
@@ -142,7 +144,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     )
     list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
     list_select_related = ("tenant",)
-    search_fields = ("tenant__id", "tenant__name", "default_model", "base_url")
+    search_fields = ("default_model", "base_url")  # and the tenant (TenantSearchMixin)
     # Tenant ids are slugs operators know; a text box scales to any number of tenants.
     raw_id_fields = ("tenant",)
     actions = ("test_connection", "validate_configs")
@@ -301,7 +303,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageLog)
-class UsageLogAdmin(admin.ModelAdmin):
+class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
     """Read-only: usage rows are written by LLMService alone."""
 
     change_list_template = "admin/llm_providers/usagelog/change_list.html"
@@ -321,7 +323,7 @@ class UsageLogAdmin(admin.ModelAdmin):
     list_filter = ("provider", "endpoint", "success", "created_at")
     list_select_related = ("tenant",)
     date_hierarchy = "created_at"
-    search_fields = ("tenant__id", "model", "error_type")
+    search_fields = ("model", "error_type")  # and the tenant (TenantSearchMixin)
     # Counting a table of millions of rows on every page view is the slow part.
     show_full_result_count = False
     list_per_page = 50

@@ -1,9 +1,10 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from tenants.models import Tenant, TenantScopedQuerySet
+from tenants.models import TenantScopedQuerySet
 
 from .configs.encryption import FailClosedEncryptedCharField, UndecryptableSecret
 
@@ -38,7 +39,9 @@ class ProviderConfig(models.Model):
     """One tenant's settings for one provider; the key is encrypted at rest."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provider_configs")
+    tenant = models.ForeignKey(
+        settings.SWITCHYARD_TENANT_MODEL, on_delete=models.CASCADE, related_name="provider_configs"
+    )
     provider = models.CharField(max_length=20, choices=Provider.choices)
     api_key_encrypted = FailClosedEncryptedCharField(blank=True, default="")
     api_key_last4 = models.CharField(max_length=4, blank=True, default="")
@@ -113,7 +116,9 @@ class UsageLog(models.Model):
     """One row per LLM call (retries included), successful or not."""
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_logs")
+    tenant = models.ForeignKey(
+        settings.SWITCHYARD_TENANT_MODEL, on_delete=models.CASCADE, related_name="usage_logs"
+    )
     provider_config = models.ForeignKey(
         ProviderConfig,
         on_delete=models.SET_NULL,
@@ -182,7 +187,10 @@ class UsageDailyRollup(models.Model):
     # Deleting a tenant deletes its usage rows, and with them its rollups.
     # No index of its own: the unique key's index starts with the tenant.
     tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="usage_rollups", db_index=False
+        settings.SWITCHYARD_TENANT_MODEL,
+        on_delete=models.CASCADE,
+        related_name="usage_rollups",
+        db_index=False,
     )
     day = models.DateField()
     provider = models.CharField(max_length=20)

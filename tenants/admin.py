@@ -3,6 +3,7 @@ from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 
+from . import get_tenant_model
 from .models import AuditEvent, Tenant, TenantAPIKey
 from .services import (
     TENANT_FIELDS,
@@ -33,13 +34,31 @@ class TenantAPIKeyInline(admin.TabularInline):
         return False
 
 
-@admin.register(Tenant)
+@admin.action(description="Issue a new API key (shown once)")
+def issue_api_key(modeladmin, request, queryset):
+    """An admin action for the tenant model's admin; a host whose own model is the tenant
+    model (SWITCHYARD_TENANT_MODEL) can add it, and TenantAPIKeyInline, to its ModelAdmin."""
+    for tenant in queryset:
+        api_key, key = api_key_create(tenant=tenant, name="issued from admin")
+        modeladmin.message_user(
+            request,
+            format_html(
+                "New API key for <b>{}</b> — copy it now, it will not be shown again: "
+                "<code>{}</code>",
+                tenant.pk,
+                key,
+            ),
+            messages.WARNING,
+        )
+
+
 class TenantAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "is_active", "created_at")
     list_filter = ("is_active",)
     search_fields = ("id", "name")
+    fields = ("id", "name", "is_active", "created_at")
     inlines = [TenantAPIKeyInline]
-    actions = ["issue_api_key"]
+    actions = [issue_api_key]
 
     def get_readonly_fields(self, request, obj=None):
         return ("id", "created_at") if obj else ("created_at",)
@@ -61,28 +80,48 @@ class TenantAdmin(admin.ModelAdmin):
         for tenant in queryset:
             tenant_delete(tenant=tenant)
 
-    @admin.action(description="Issue a new API key (shown once)")
-    def issue_api_key(self, request, queryset):
-        for tenant in queryset:
-            api_key, key = api_key_create(tenant=tenant, name="issued from admin")
-            self.message_user(
-                request,
-                format_html(
-                    "New API key for <b>{}</b> — copy it now, it will not be shown again: "
-                    "<code>{}</code>",
-                    tenant.pk,
-                    key,
-                ),
-                messages.WARNING,
-            )
+
+# Swapped for a host model (SWITCHYARD_TENANT_MODEL), tenants.Tenant has no table: the
+# host's own admin shows its model.
+if not Tenant._meta.swapped:
+    admin.site.register(Tenant, TenantAdmin)
+
+
+class TenantSearchMixin:
+    """Search a ModelAdmin's rows by their tenant, whatever SWITCHYARD_TENANT_MODEL is.
+
+    A text tenant primary key (and a `name` field, when the model has one) is searched like
+    the admin's other search fields; an integer one is matched exactly, only for a search
+    term that is a number (a word is not an integer, and a text search on an integer column
+    would cast every row).
+    """
+
+    tenant_path = "tenant"
+
+    def get_search_fields(self, request):
+        model = get_tenant_model()
+        fields = list(super().get_search_fields(request))
+        if model._meta.pk.get_internal_type() in ("CharField", "SlugField"):
+            fields.append(f"{self.tenant_path}__{model._meta.pk.name}")
+        if any(f.name == "name" for f in model._meta.concrete_fields):
+            fields.append(f"{self.tenant_path}__name")
+        return fields
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        pk = get_tenant_model()._meta.pk
+        term = search_term.strip()
+        if pk.get_internal_type() not in ("CharField", "SlugField") and term.isdigit():
+            queryset |= self.model.objects.filter(**{f"{self.tenant_path}__pk": int(term)})
+        return queryset, may_have_duplicates
 
 
 @admin.register(TenantAPIKey)
-class TenantAPIKeyAdmin(APIKeyModelAdmin):
+class TenantAPIKeyAdmin(TenantSearchMixin, APIKeyModelAdmin):
     list_display = (*APIKeyModelAdmin.list_display, "tenant")
     list_filter = (*APIKeyModelAdmin.list_filter, "tenant")
     list_select_related = ("tenant",)
-    search_fields = ("prefix", "name", "tenant__id")
+    search_fields = ("prefix", "name")
     actions = ["revoke_keys"]
 
     # -- writes go through the services, which write the audit events ---------------------

@@ -1,8 +1,25 @@
-"""`Authorization: Bearer <tenant API key>` authentication for the REST API."""
+"""Who the tenant of a request is: a tenant API key, or the host project's own resolver.
 
+- `Authorization: Bearer <tenant API key>` (TenantAPIKeyAuthentication): always available.
+- SWITCHYARD_TENANT_RESOLVER: the dotted path of a host callable `(request) -> tenant or
+  None`, so that a host project's logged-in users (sessions, its own tokens) reach the REST
+  API and /v1 without Switchyard keys. It is asked only when the request carries no
+  Bearer key (a wrong key is a 401, never a fall-through), gets Django's HttpRequest
+  (`request.user` is set by the host's AuthenticationMiddleware), and must return a row of
+  SWITCHYARD_TENANT_MODEL or None. Unsafe methods authenticated this way pass Django's CSRF
+  check unless SWITCHYARD_TENANT_RESOLVER_CSRF is false (for resolvers that do not rely
+  on a cookie).
+"""
+
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from rest_framework import authentication, exceptions
 
+from . import get_tenant_model
 from .context import set_actor
 from .models import TenantAPIKey
 
@@ -45,6 +62,16 @@ class TenantAPIKeyAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
+class TenantResolverAuthentication(authentication.BaseAuthentication):
+    """The host project's SWITCHYARD_TENANT_RESOLVER; nothing when it is not set."""
+
+    def authenticate(self, request):
+        tenant = resolve_request_tenant(request._request)
+        if tenant is None:
+            return None
+        return TenantPrincipal(tenant), None
+
+
 def resolve_api_key(key: str) -> TenantAPIKey:
     """The usable key for `key`, or AuthenticationFailed (one message for every cause)."""
     try:
@@ -56,3 +83,52 @@ def resolve_api_key(key: str) -> TenantAPIKey:
     if not api_key.tenant.is_active:
         raise exceptions.AuthenticationFailed("Tenant is disabled.")
     return api_key
+
+
+@lru_cache(maxsize=4)
+def _resolver(path: str):
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"SWITCHYARD_TENANT_RESOLVER {path!r} cannot be imported: {exc}"
+        ) from None
+
+
+def resolve_request_tenant(request):
+    """The tenant SWITCHYARD_TENANT_RESOLVER gives for a Django request, or None.
+
+    Raises AuthenticationFailed for a disabled tenant and PermissionDenied when CSRF
+    protection applies and fails.
+    """
+    path = getattr(settings, "SWITCHYARD_TENANT_RESOLVER", None)
+    if not path:
+        return None
+    tenant = _resolver(path)(request)
+    if tenant is None:
+        return None
+    tenant_model = get_tenant_model()
+    if not isinstance(tenant, tenant_model):
+        # A host programming error, said plainly rather than half-working.
+        raise ImproperlyConfigured(
+            f"SWITCHYARD_TENANT_RESOLVER returned {type(tenant).__name__}, not a "
+            f"{tenant_model._meta.label} or None."
+        )
+    if not tenant.is_active:
+        raise exceptions.AuthenticationFailed("Tenant is disabled.")
+    if getattr(settings, "SWITCHYARD_TENANT_RESOLVER_CSRF", True):
+        _enforce_csrf(request)
+    return tenant
+
+
+def _enforce_csrf(request) -> None:
+    """Django's CSRF check for unsafe methods, as DRF's SessionAuthentication does it."""
+
+    def dummy_get_response(request):  # pragma: no cover - never called
+        return None
+
+    check = authentication.CSRFCheck(dummy_get_response)
+    check.process_request(request)  # reads the CSRF cookie into request.META
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
@@ -8,16 +9,27 @@ tenant_id_validator = RegexValidator(
 )
 
 
-class Tenant(models.Model):
-    """A customer of the embedding application; its id is the external identifier."""
+class AbstractTenant(models.Model):
+    """What Switchyard needs of a tenant model: a boolean `is_active` (a disabled tenant's
+    keys and calls are refused). A host project's own model (SWITCHYARD_TENANT_MODEL) may
+    inherit this or simply have such a field; its primary key is a string or an integer."""
 
-    id = models.CharField(primary_key=True, max_length=64, validators=[tenant_id_validator])
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
+
+
+class Tenant(AbstractTenant):
+    """A customer of the embedding application; its id is the external identifier."""
+
+    id = models.CharField(primary_key=True, max_length=64, validators=[tenant_id_validator])
+
+    class Meta:
         ordering = ["id"]
+        swappable = "SWITCHYARD_TENANT_MODEL"
 
     def __str__(self):
         return self.id
@@ -27,7 +39,7 @@ class TenantScopedQuerySet(models.QuerySet):
     """The one place where rows are narrowed to a tenant."""
 
     def for_tenant(self, tenant):
-        tenant_id = tenant.pk if isinstance(tenant, Tenant) else tenant
+        tenant_id = tenant.pk if isinstance(tenant, models.Model) else tenant
         return self.filter(tenant_id=tenant_id)
 
 
@@ -39,7 +51,9 @@ class TenantAPIKeyManager(BaseAPIKeyManager):
 class TenantAPIKey(AbstractAPIKey):
     """A tenant's credential for the REST API; only a hash of the secret is stored."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    tenant = models.ForeignKey(
+        settings.SWITCHYARD_TENANT_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
 
     objects = TenantAPIKeyManager()
 
@@ -71,7 +85,7 @@ class AuditEvent(models.Model):
     # No database constraint and DO_NOTHING: the history of a tenant outlives the tenant
     # (deleting it must neither delete nor rewrite its events); tenant_id keeps the slug.
     tenant = models.ForeignKey(
-        Tenant,
+        settings.SWITCHYARD_TENANT_MODEL,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         null=True,

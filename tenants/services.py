@@ -43,7 +43,7 @@ def tenant_create(*, tenant_id: str, name: str = "", is_active: bool = True) -> 
 @transaction.atomic
 def tenant_update(*, tenant: Tenant, **values) -> Tenant:
     """Change a tenant's name or is_active."""
-    before = _tenant_values(Tenant.objects.select_for_update().get(pk=tenant.pk))
+    before = _tenant_values(type(tenant).objects.select_for_update().get(pk=tenant.pk))
     for name, value in values.items():
         if name not in TENANT_FIELDS:
             raise TypeError(f"tenant_update() got an unexpected field {name!r}")
@@ -77,9 +77,10 @@ def tenant_delete(*, tenant: Tenant) -> None:
 
 @transaction.atomic
 def api_key_create(
-    *, tenant: Tenant, name: str = "default", expires_at: datetime | None = None
+    *, tenant, name: str = "default", expires_at: datetime | None = None
 ) -> tuple[TenantAPIKey, str]:
-    """Issue a key; the plain key is returned once and never stored (nor audited)."""
+    """Issue a key for `tenant` (a SWITCHYARD_TENANT_MODEL row); the plain key is returned
+    once and never stored (nor audited)."""
     api_key, key = TenantAPIKey.objects.create_key(tenant=tenant, name=name, expiry_date=expires_at)
     audit.record(
         "tenant_api_key.create",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .api import AuditEventListView
+from .api.audit import AuditEventListView
 
 urlpatterns = [
     path("events", AuditEventListView.as_view(), name="audit-events"),

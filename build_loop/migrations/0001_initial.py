@@ -3,6 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import uuid
+from django.conf import settings
 from django.db import migrations, models
 
 
@@ -12,7 +13,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('llm_providers', '0001_initial'),
-        ('tenants', '0001_initial'),
+        migrations.swappable_dependency(settings.SWITCHYARD_TENANT_MODEL),
     ]
 
     operations = [
@@ -39,7 +40,7 @@ class Migration(migrations.Migration):
                 ('started_at', models.DateTimeField(blank=True, null=True)),
                 ('finished_at', models.DateTimeField(blank=True, null=True)),
                 ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='builds', to='tenants.tenant')),
+                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='builds', to=settings.SWITCHYARD_TENANT_MODEL)),
             ],
             options={
                 'ordering': ['-created_at', '-id'],

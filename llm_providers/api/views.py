@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from config.schema import error_responses
+from tenants.api.schema import error_responses
 from tenants.scoping import TenantScopedViewMixin
 
 from ..configs.services import UNSET, llm_provider_service

@@ -6,8 +6,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from tenants import audit
-from tenants.models import Tenant
+from tenants import audit, get_tenant_model
 from tenants.services import tenant_create
 
 from ..engine import resolution
@@ -31,7 +30,7 @@ class ProviderConfigService:
     def save_provider_config(
         self,
         *,
-        tenant_id: str,
+        tenant_id: str | int,
         provider: str,
         api_key: str = "",
         default_model: str,
@@ -41,8 +40,10 @@ class ProviderConfigService:
     ) -> uuid.UUID:
         """Create a config (activating it unless `activate=False`) and return its id.
 
-        The tenant is created when it does not exist yet, so that an embedding
-        application can hand Switchyard its own tenant ids.
+        With the default tenant model the tenant is created when it does not exist yet, so
+        that an embedding application can hand Switchyard its own tenant ids; a host's own
+        tenant model (SWITCHYARD_TENANT_MODEL) is the host's to create: an unknown id there
+        is a ValueError.
         """
         config = ProviderConfig(
             provider=provider,
@@ -122,7 +123,7 @@ class ProviderConfigService:
                 record_config_event("key_replace" if key_replaced else "update", config, changes)
         return config
 
-    def activate(self, *, tenant_id: str, config_id) -> ProviderConfig:
+    def activate(self, *, tenant_id: str | int, config_id) -> ProviderConfig:
         """Make `config_id` the tenant's active config, deactivating the other atomically."""
         with transaction.atomic():
             tenant = self._tenant_for_update(tenant_id)
@@ -159,10 +160,10 @@ class ProviderConfigService:
             record_config_event("delete", config, changes)
             config.delete()
 
-    def get_active_config(self, tenant_id: str) -> ProviderConfig | None:
+    def get_active_config(self, tenant_id: str | int) -> ProviderConfig | None:
         return ProviderConfig.objects.for_tenant(tenant_id).active().first()
 
-    def get_api_key(self, tenant_id: str) -> str | None:
+    def get_api_key(self, tenant_id: str | int) -> str | None:
         """The active config's decrypted key, or None when there is no config or key.
 
         Raises UndecryptableKeyError rather than ever returning ciphertext.
@@ -173,15 +174,23 @@ class ProviderConfigService:
         return decrypted_api_key(config)
 
     # -- helpers ---------------------------------------------------------------------
-    def _tenant_for_update(self, tenant_id: str, *, create: bool = False) -> Tenant:
+    def _tenant_for_update(self, tenant_id, *, create: bool = False):
         # Locking the tenant row serialises activations of one tenant (PostgreSQL); on
         # SQLite, IMMEDIATE transactions already serialise writers.
-        qs = Tenant.objects.select_for_update()
+        tenant_model = get_tenant_model()
         try:
-            return qs.get(pk=tenant_id)
-        except Tenant.DoesNotExist:
+            return tenant_model.objects.select_for_update().get(pk=tenant_id)
+        except (ValueError, ValidationError):
+            # An id of the wrong type for the model's primary key (e.g. "abc" for an int).
+            raise ValueError(f"Invalid tenant id {tenant_id!r}.") from None
+        except tenant_model.DoesNotExist:
             if not create:
                 raise
+            if tenant_model._meta.label != "tenants.Tenant":
+                raise ValueError(
+                    f"Unknown tenant {tenant_id!r}: {tenant_model._meta.label} rows are "
+                    "created by the host project, not by Switchyard."
+                ) from None
         # The tenants service, so that the tenant's creation is audited too.
         return tenant_create(tenant_id=tenant_id, name=tenant_id)
 

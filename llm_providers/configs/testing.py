@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from django.db import connections
 from django.utils import timezone
 
-from tenants.models import Tenant
-
 from ..engine.options import CallOptions
 from ..engine.service import LLMService
 from ..models import Endpoint, ProviderConfig
@@ -48,7 +46,7 @@ class ConnectionTestOutcome:
 
 
 def provider_config_test(
-    *, tenant: Tenant, config: ProviderConfig | None = None, prompt: str = DEFAULT_TEST_PROMPT
+    *, tenant, config: ProviderConfig | None = None, prompt: str = DEFAULT_TEST_PROMPT
 ) -> ConnectionTestOutcome:
     """Test `config` (default: the tenant's active config, else the environment fallback).
 

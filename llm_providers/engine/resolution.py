@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connections, router
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
 
 from ..errors import ErrorType, ProviderError
 from ..models import KeyStatus, ProviderConfig
@@ -113,7 +113,9 @@ def _resolve(tenant_id: str, config: ProviderConfig | None) -> ResolvedConfig:
         config = active_config(tenant_id)
     if config is not None:
         return resolve_config(config)
-    tenant_active = Tenant.objects.filter(pk=tenant_id).values_list("is_active", flat=True).first()
+    tenant_active = (
+        get_tenant_model().objects.filter(pk=tenant_id).values_list("is_active", flat=True).first()
+    )
     if tenant_active is None:
         return ResolvedConfig(
             source=None,
@@ -255,6 +257,8 @@ _select: dict[tuple[str, str], tuple[str, list]] = {}
 
 def _prepare_select(connection) -> tuple[str, list]:
     q = connection.ops.quote_name
+    # SWITCHYARD_TENANT_MODEL: read when the first query is prepared (apps are ready).
+    Tenant = get_tenant_model()  # noqa: N806
     table = ProviderConfig._meta.db_table
     columns = ", ".join(f"c.{q(f.column)}" for f in _CONFIG_FIELDS)
     tenant_pk = q(Tenant._meta.pk.column)

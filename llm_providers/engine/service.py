@@ -26,7 +26,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tenants.models import Tenant
+from django.core.exceptions import ValidationError
+
+from tenants import get_tenant_model
 
 from ..models import Endpoint, ProviderConfig
 from ..redaction import register_secret
@@ -58,10 +60,17 @@ class LLMService:
     ):
         """`config` forces a stored config; `resolved` hands in a resolution made earlier
         (the /v1 cache): no lookup at all. Neither: the tenant's own, looked up once."""
-        if isinstance(tenant_id, Tenant):
+        tenant_model = get_tenant_model()
+        if isinstance(tenant_id, tenant_model):
             tenant_id = tenant_id.pk
-        if not isinstance(tenant_id, str) or not tenant_id:
-            raise ValueError("tenant_id must be a non-empty string.")
+        # The tenant model's primary key: a string (SPEC's slugs) or an integer (a host's
+        # own model, SWITCHYARD_TENANT_MODEL); "5" becomes 5 for an integer key.
+        if isinstance(tenant_id, bool) or not isinstance(tenant_id, str | int) or tenant_id == "":
+            raise ValueError("tenant_id must be a non-empty string or an integer.")
+        try:
+            tenant_id = tenant_model._meta.pk.to_python(tenant_id)
+        except ValidationError:
+            raise ValueError(f"Invalid tenant id {tenant_id!r}.") from None
         if config is not None and config.tenant_id != tenant_id:
             raise ValueError("config belongs to another tenant.")
         if resolved is not None:

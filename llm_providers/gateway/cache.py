@@ -23,7 +23,7 @@ from django.utils import timezone
 from rest_framework.exceptions import AuthenticationFailed
 
 from tenants.authentication import resolve_api_key
-from tenants.models import Tenant, TenantAPIKey
+from tenants.models import TenantAPIKey
 
 from ..engine import resolution
 from ..models import ProviderConfig
@@ -75,7 +75,7 @@ def authenticate_key(key: str) -> TenantAPIKey:
     return api_key
 
 
-def resolved_config(tenant_id: str) -> resolution.ResolvedConfig:
+def resolved_config(tenant_id: str | int) -> resolution.ResolvedConfig:
     """Where the tenant's calls go (as LLMService resolves it), cached for a few seconds."""
     resolved = _configs.get(tenant_id) if ttl() > 0 else _MISSING
     if resolved is _MISSING:
@@ -85,7 +85,7 @@ def resolved_config(tenant_id: str) -> resolution.ResolvedConfig:
     return resolved
 
 
-def active_config(tenant_id: str) -> ProviderConfig | None:
+def active_config(tenant_id: str | int) -> ProviderConfig | None:
     """The tenant's active config (None on the environment fallback), from that cache."""
     return resolved_config(tenant_id).config
 
@@ -100,6 +100,8 @@ def _on_change(sender, **kwargs) -> None:
 
 
 setting_changed.connect(_on_change, dispatch_uid="gateway-cache-settings")
-for _model in (Tenant, TenantAPIKey, ProviderConfig):
+# The tenant model as a lazy "app_label.Model" sender: SWITCHYARD_TENANT_MODEL may name a
+# host project's model.
+for _model in (settings.SWITCHYARD_TENANT_MODEL, TenantAPIKey, ProviderConfig):
     post_save.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-save-{_model}")
     post_delete.connect(_on_change, sender=_model, dispatch_uid=f"gateway-cache-del-{_model}")

@@ -18,7 +18,9 @@ import time
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+
+from tenants.authentication import resolve_request_tenant
 
 from . import cache, wire
 from .errors import error_response, provider_error_response
@@ -27,9 +29,25 @@ JSON = "application/json"
 
 
 def _authenticate(request):
-    """(tenant_id, None) or (None, a 401 answer)."""
+    """(tenant_id, None) or (None, a 401/403 answer).
+
+    A Bearer key when the request has one (a wrong key is a 401, never a fall-through);
+    otherwise the host project's SWITCHYARD_TENANT_RESOLVER, when one is set
+    (tenants/authentication.py).
+    """
     scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     key = key.strip()
+    if scheme.lower() != "bearer":
+        try:
+            tenant = resolve_request_tenant(request)
+        except AuthenticationFailed as exc:
+            return None, _unauthorized(str(exc.detail))
+        except PermissionDenied as exc:
+            return None, error_response(
+                403, str(exc.detail), "invalid_request_error", "permission_denied"
+            )
+        if tenant is not None:
+            return tenant.pk, None
     if scheme.lower() != "bearer" or not key:
         return None, _unauthorized(
             "No API key provided: send `Authorization: Bearer <tenant API key>`."

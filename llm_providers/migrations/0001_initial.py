@@ -3,6 +3,7 @@
 import django.db.models.deletion
 import llm_providers.configs.encryption
 import uuid
+from django.conf import settings
 from django.db import migrations, models
 
 
@@ -11,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        migrations.swappable_dependency(settings.SWITCHYARD_TENANT_MODEL),
     ]
 
     operations = [
@@ -32,7 +33,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('metadata', models.JSONField(blank=True, default=dict)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='provider_configs', to='tenants.tenant')),
+                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='provider_configs', to=settings.SWITCHYARD_TENANT_MODEL)),
             ],
             options={
                 'db_table': 'llm_provider_configs',
@@ -58,7 +59,7 @@ class Migration(migrations.Migration):
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('metadata', models.JSONField(blank=True, default=dict)),
                 ('provider_config', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='usage_logs', to='llm_providers.providerconfig')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_logs', to='tenants.tenant')),
+                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='usage_logs', to=settings.SWITCHYARD_TENANT_MODEL)),
             ],
             options={
                 'db_table': 'llm_usage_logs',

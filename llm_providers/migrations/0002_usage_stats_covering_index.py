@@ -10,6 +10,7 @@
 # tell the planner there are few days rather than one per row, so it hashes the groups
 # instead of sorting the whole window (3.5x faster with 1M rows in the window).
 
+from django.conf import settings
 from django.db import migrations, models
 
 DAY_STATISTICS = "llm_usage_logs_utc_day"
@@ -32,7 +33,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('llm_providers', '0001_initial'),
-        ('tenants', '0001_initial'),
+        migrations.swappable_dependency(settings.SWITCHYARD_TENANT_MODEL),
     ]
 
     operations = [

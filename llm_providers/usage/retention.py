@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
 
 from ..models import UsageLog, UsageRollupState
 from .rollup import day_start, utc_today
@@ -53,7 +53,7 @@ def usage_prune(
             state.save(update_fields=["pruned_before", "updated_at"])
     cutoff = day_start(before)
     deleted = 0
-    for tenant_id in Tenant.objects.order_by("pk").values_list("pk", flat=True):
+    for tenant_id in get_tenant_model().objects.order_by("pk").values_list("pk", flat=True):
         deleted += _prune_tenant(tenant_id, cutoff, batch_size)
     logger.info("usage retention: %s usage rows before %s deleted", deleted, before)
     return deleted

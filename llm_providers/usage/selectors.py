@@ -11,8 +11,6 @@ from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
-from tenants.models import Tenant
-
 from ..engine.resolution import resolve
 from ..models import ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
 from .rollup import day_start, rollable_until, utc_today
@@ -45,11 +43,11 @@ class UTCDate(TruncDate):
         return f"date({sql})", params
 
 
-def usage_logs_for_tenant(tenant: Tenant) -> QuerySet[UsageLog]:
+def usage_logs_for_tenant(tenant) -> QuerySet[UsageLog]:
     return UsageLog.objects.for_tenant(tenant)
 
 
-def provider_status_for_tenant(tenant: Tenant) -> dict:
+def provider_status_for_tenant(tenant) -> dict:
     """Whether an LLM is available for `tenant`, from which source, and its latest test.
 
     Availability is the resolution a real call makes (engine/resolution.py, no network).
@@ -183,7 +181,7 @@ def usage_stats_in_window(
 
 
 def usage_stats_for_tenant(
-    tenant: Tenant, *, start: datetime, end: datetime, group_by: str | None = None
+    tenant, *, start: datetime, end: datetime, group_by: str | None = None
 ) -> dict:
     """Stats of `tenant` over [start, end): what the endpoint runs without extra filters."""
     return usage_stats_in_window(
@@ -238,7 +236,7 @@ def _merge(rows: list[dict]) -> dict:
 
 
 def usage_stats_for_window(
-    tenant: Tenant,
+    tenant,
     *,
     start: datetime | None = None,
     end: datetime | None = None,

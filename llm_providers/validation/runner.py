@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
 
 from ..models import Endpoint, ProviderConfig
 from .health import record_in_cache
@@ -267,10 +267,11 @@ def environment_target() -> ValidationTarget | None:
     if not provider:
         return None
     tenant_id = (
-        Tenant.objects.filter(is_active=True)
+        get_tenant_model()
+        .objects.filter(is_active=True)
         .exclude(provider_configs__is_active=True)
-        .order_by("id")
-        .values_list("id", flat=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
         .first()
     )
     if tenant_id is None:

@@ -2,6 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
+from django.conf import settings
 from django.db import migrations, models
 
 
@@ -10,6 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        migrations.swappable_dependency(settings.SWITCHYARD_TENANT_MODEL),
     ]
 
     operations = [
@@ -23,6 +25,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['id'],
+                'swappable': 'SWITCHYARD_TENANT_MODEL',
             },
         ),
         migrations.CreateModel(
@@ -35,7 +38,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(default=None, help_text='A free-form name for the API key. Need not be unique. 50 characters max.', max_length=50)),
                 ('revoked', models.BooleanField(blank=True, default=False, help_text='If the API key is revoked, clients cannot use it anymore. (This cannot be undone.)')),
                 ('expiry_date', models.DateTimeField(blank=True, help_text='Once API key expires, clients cannot use it anymore.', null=True, verbose_name='Expires')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to='tenants.tenant')),
+                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_keys', to=settings.SWITCHYARD_TENANT_MODEL)),
             ],
             options={
                 'verbose_name': 'tenant API key',

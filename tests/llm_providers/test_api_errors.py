@@ -5,8 +5,8 @@ from django.db import OperationalError
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from config import exceptions as api_exceptions
 from llm_providers.models import ProviderConfig
+from tenants.api import exceptions as api_exceptions
 from tests.factories import ProviderConfigFactory
 
 from .api_support import _fresh_cache, assert_error, no_network, raw_post  # noqa: F401

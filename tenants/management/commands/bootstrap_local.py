@@ -15,6 +15,8 @@ from tenants.context import acting_as, command_actor
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
+from ._common import require_own_tenant_model
+
 RULE = "=" * 72
 
 
@@ -71,6 +73,7 @@ class Command(BaseCommand):
         ]
 
     def _demo_tenant(self, tenant_id, tenant_name):
+        require_own_tenant_model()
         # Only on an empty installation: a deleted demo tenant is not brought back.
         if Tenant.objects.exists():
             self.stdout.write(

@@ -1,10 +1,11 @@
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from tenants import get_tenant_model
 from tenants.context import acting_as, command_actor
-from tenants.models import Tenant
 from tenants.services import api_key_create
 
 
@@ -24,9 +25,10 @@ class Command(BaseCommand):
             self._handle(**options)
 
     def _handle(self, *, tenant_id, name, expires_in_days, **options):
+        tenant_model = get_tenant_model()  # SWITCHYARD_TENANT_MODEL: a string or integer pk
         try:
-            tenant = Tenant.objects.get(pk=tenant_id)
-        except Tenant.DoesNotExist:
+            tenant = tenant_model.objects.get(pk=tenant_id)
+        except (tenant_model.DoesNotExist, ValueError, ValidationError):
             raise CommandError(f"Tenant {tenant_id!r} does not exist.") from None
         if expires_in_days is not None and expires_in_days <= 0:
             raise CommandError("--expires-in-days must be positive.")

@@ -5,6 +5,8 @@ from tenants.context import acting_as, command_actor
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
+from ._common import require_own_tenant_model
+
 
 class Command(BaseCommand):
     help = "Create a tenant and issue its first API key (printed alone on the last line)."
@@ -19,6 +21,7 @@ class Command(BaseCommand):
             self._handle(**options)
 
     def _handle(self, *, tenant_id, name, **options):
+        require_own_tenant_model()
         if Tenant.objects.filter(pk=tenant_id).exists():
             raise CommandError(f"Tenant {tenant_id!r} already exists.")
         try:

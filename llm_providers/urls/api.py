@@ -1,9 +1,9 @@
-"""URLs of the provider, test and usage endpoints (included under /api/)."""
+"""The provider, test and usage endpoints: `path("api/", include("llm_providers.urls.api"))`."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .api import views
+from ..api import views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("llm/provider/configs", views.ProviderConfigViewSet, basename="llm-provider-config")

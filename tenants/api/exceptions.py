@@ -4,12 +4,13 @@
 
 `api_exception_handler` is DRF's EXCEPTION_HANDLER; the `api_*` views below are Django's
 handler400/403/404/500 so that errors raised outside DRF (an unknown URL, a crash in
-middleware) keep the same shape under /api/, while other paths (the admin) keep Django's
-HTML pages.
+middleware) keep the same shape under /api/ (SWITCHYARD_API_PREFIX), while other paths
+(the admin) keep Django's HTML pages.
 """
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -21,7 +22,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/"
+
+def api_prefix() -> str:
+    """Where errors answer in this shape (SWITCHYARD_API_PREFIX, default "/api/")."""
+    return getattr(settings, "SWITCHYARD_API_PREFIX", "/api/")
 
 
 class Conflict(exceptions.APIException):
@@ -124,7 +128,7 @@ def api_exception_handler(exc, context):
 
 
 def _is_api(request) -> bool:
-    return request.path.startswith(API_PREFIX)
+    return request.path.startswith(api_prefix())
 
 
 def api_bad_request(request, exception, template_name="400.html"):

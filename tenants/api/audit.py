@@ -4,10 +4,9 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 
-from config.schema import error_responses
-
-from .models import AuditEvent
-from .scoping import TenantScopedViewMixin
+from ..models import AuditEvent
+from ..scoping import TenantScopedViewMixin
+from .schema import error_responses
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

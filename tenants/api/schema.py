@@ -18,6 +18,20 @@ class TenantAPIKeyScheme(OpenApiAuthenticationExtension):
         }
 
 
+class TenantResolverScheme(OpenApiAuthenticationExtension):
+    """The host project's SWITCHYARD_TENANT_RESOLVER: the host's own authentication, which
+    Switchyard cannot describe; it adds nothing to the schema."""
+
+    target_class = "tenants.authentication.TenantResolverAuthentication"
+    name = []
+
+    def get_security_requirement(self, auto_schema):
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return []
+
+
 ErrorSerializer = inline_serializer(
     name="Error",
     fields={

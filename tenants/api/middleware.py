@@ -2,9 +2,8 @@
 
 from django.conf import settings
 
-from tenants import context
-
-from .exceptions import API_PREFIX, error_response
+from .. import context
+from .exceptions import api_prefix, error_response
 
 
 class ApiBodyLimitMiddleware:
@@ -19,7 +18,7 @@ class ApiBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith(api_prefix()):
             limit = settings.API_MAX_BODY_BYTES
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)

@@ -1,0 +1,31 @@
+"""Defaults of the llm_providers settings inside a host project (see tenants/conf.py).
+
+The reference deployment (config/settings.py) reads each of them from the environment
+with these same defaults.
+"""
+
+DEFAULTS = {
+    "LLM_REQUEST_TIMEOUT": 60.0,
+    # Overall deadline per call, retries included (None: twice LLM_REQUEST_TIMEOUT).
+    "LLM_REQUEST_DEADLINE": None,
+    "LLM_MAX_RETRIES": 2,
+    "LLM_VALIDATE_ON_STARTUP": True,
+    "LLM_VALIDATION_MODE": "models",
+    # Loopback is allowed so that local model servers work; link-local and metadata
+    # addresses are never allowed whatever this says.
+    "LLM_BASE_URL_ALLOWLIST": ["127.0.0.0/8", "::1/128"],
+    "LLM_DEFAULT_PROVIDER": "",
+    "LLM_DEFAULT_MODEL": "",
+    "LLM_DEFAULT_BASE_URL": "",
+    "OPENAI_API_KEY": "",
+    "ANTHROPIC_API_KEY": "",
+    "GROQ_API_KEY": "",
+    "OPENAI_BASE_URL": "",
+    "ANTHROPIC_BASE_URL": "",
+    "GROQ_BASE_URL": "",
+    "LLM_LOG_PROMPTS": False,
+    "LLM_GATEWAY_CACHE_SECONDS": 5.0,
+    "LLM_USAGE_ASYNC_COMMIT": False,
+    # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
+    "LLM_TEST_THROTTLE_RATE": "10/min",
+}
