@@ -118,6 +118,13 @@ def resolve_request_tenant(request):
         raise exceptions.AuthenticationFailed("Tenant is disabled.")
     if getattr(settings, "SWITCHYARD_TENANT_RESOLVER_CSRF", True):
         _enforce_csrf(request)
+    # The audit actor: the host's own user when there is one (DRF replaces request.user
+    # with the tenant principal afterwards), else the host's resolver.
+    user = getattr(request, "user", None)
+    if user is not None and getattr(user, "is_authenticated", False):
+        set_actor(f"user:{user.get_username()}")
+    else:
+        set_actor("system")
     return tenant
 
 

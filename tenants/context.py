@@ -33,7 +33,8 @@ class ActionContext:
         if self.actor:
             return self.actor
         user = getattr(self.request, "user", None)
-        if user is not None and getattr(user, "is_authenticated", False):
+        # Only a Django user is an admin: an API request's user is the tenant principal.
+        if getattr(user, "is_authenticated", False) and hasattr(user, "get_username"):
             return f"admin:{user.get_username()}"
         return SYSTEM_ACTOR
 
