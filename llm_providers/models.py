@@ -119,6 +119,11 @@ class UsageLog(models.Model):
     tokens_used = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Parts of prompt_tokens (read from / written to the provider's prompt cache) and of
+    # completion_tokens (reasoning), as the provider reported them; 0 when it reports none.
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     success = models.BooleanField()

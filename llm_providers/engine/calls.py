@@ -10,13 +10,16 @@ from ..providers.base import TokenUsage
 from ..transport.send import HttpResult
 from ..usage.pricing import ZERO, cost_usd
 from ..usage.writes import write_usage
-from .results import CompletionResult
+from .results import ChatResult, CompletionResult, ToolCall
 
 logger = logging.getLogger(__name__)
 
 
 class CallRecord:
     """The bookkeeping of one call: builds the result and writes its one usage row."""
+
+    # chat() and stream_chat() set ChatResult (tool calls and token details).
+    result_class: type[CompletionResult] = CompletionResult
 
     def __init__(self, service, resolved, messages, model, endpoint, metadata, started):
         self.service = service
@@ -49,6 +52,7 @@ class CallRecord:
         reported_model: str | None = None,
         raw: dict | None = None,
         extra_metadata: dict | None = None,
+        tool_calls: list[dict] | None = None,
     ) -> CompletionResult:
         resolved = self.resolved
         success = error is None
@@ -64,7 +68,21 @@ class CallRecord:
         else:
             cost = ZERO  # a failure that reported no usage was not billed
         tokens = usage or TokenUsage()
-        result = CompletionResult(
+        details = {}
+        if self.result_class is ChatResult:
+            details = {
+                "tool_calls": [
+                    ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                    for c in (tool_calls or [])
+                ]
+                if success
+                else [],
+                "cache_read_tokens": tokens.cached_prompt_tokens,
+                "cache_write_tokens": tokens.cache_write_tokens,
+                "reasoning_tokens": tokens.reasoning_tokens,
+            }
+        result = self.result_class(
+            **details,
             success=success,
             content=content if success else "",
             tokens_used=tokens.total_tokens,

@@ -30,15 +30,16 @@ from tenants.models import Tenant
 
 from ..errors import ErrorType, ProviderError
 from ..models import Endpoint, ProviderConfig
-from ..providers.base import BadResponse, parse_json
+from ..providers.base import BadResponse, UnsupportedFeature, parse_json
 from ..redaction import register_secret
 from ..transport import send as transport
 from ..usage.pricing import ZERO
 from ..usage.writes import write_usage
 from .arguments import check_common, check_max_tokens, check_messages
 from .calls import CallRecord, elapsed_ms, log_failure
+from .embeddings import run_embed
 from .resolution import ResolvedConfig, resolve
-from .results import CompletionResult, ModelListResult
+from .results import ChatResult, CompletionResult, EmbeddingResult, ModelListResult
 from .streaming import ChatStream
 
 
@@ -128,19 +129,24 @@ class LLMService:
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
         temperature: float | None = None,
         endpoint: str = Endpoint.CHAT,
         metadata: dict | None = None,
         extra: Mapping[str, Any] | None = None,
-    ) -> CompletionResult:
-        """A chat completion from OpenAI-style `messages`; `extra` holds further body fields
-        (top_p, stop, …) passed on where the provider has them."""
+    ) -> ChatResult:
+        """A chat completion from OpenAI-style `messages` (SPEC §13).
+
+        `tools`, `tool_choice` and `response_format` take OpenAI's shapes whatever the
+        provider; `extra` holds further OpenAI body fields (top_p, stop, …). A field the
+        provider cannot honour is an `invalid_request` error naming it, never dropped.
+        """
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
-        if extra is not None and not isinstance(extra, Mapping):
-            raise ValueError("extra must be a mapping.")
         return self._complete(
             list(messages),
             max_tokens=max_tokens,
@@ -148,13 +154,17 @@ class LLMService:
             temperature=temperature,
             endpoint=endpoint,
             metadata=metadata,
-            extra=extra,
+            extra=chat_extra(extra, tools, tool_choice, response_format),
+            result_class=ChatResult,
         )
 
     def stream_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
         temperature: float | None = None,
@@ -162,32 +172,57 @@ class LLMService:
         metadata: dict | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> ChatStream:
-        """Start a streaming chat; iterate the returned ChatStream for StreamDeltas.
+        """Start a streaming chat; iterate the returned ChatStream for its events.
 
-        Retries happen only before the first byte. The usage row is written when the
-        stream ends, fails, or is closed early (a client that went away).
+        Events are StreamDeltas: text (`text`), tool-call fragments (`tool_calls`, one
+        stable `index` per call), and a last one with `done=True` carrying the ChatResult
+        in `result`. Retries happen only before the first byte. The usage row is written
+        when the stream ends, fails, or is closed early (a client that went away).
         """
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
         check_common(model, temperature, endpoint, metadata)
+        extra = chat_extra(extra, tools, tool_choice, response_format)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
+        call.result_class = ChatResult
         if not resolved.usable:
             return ChatStream(call, None, None)
         adapter = resolved.adapter
-        spec = adapter.build_stream_request(
-            base_url=resolved.base_url,
-            api_key=resolved.api_key,
-            model=call.model,
-            messages=call.messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            extra=extra,
-            headers=adapter.metadata_headers(resolved.metadata),
-        )
+        try:
+            spec = adapter.build_stream_request(
+                base_url=resolved.base_url,
+                api_key=resolved.api_key,
+                model=call.model,
+                messages=call.messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                extra=extra,
+                headers=adapter.metadata_headers(resolved.metadata),
+            )
+        except UnsupportedFeature as exc:
+            return ChatStream(call, None, None, error=unsupported_error(exc))
         outcome = self._send(resolved, spec)
         return ChatStream(call, outcome, adapter)
+
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        endpoint: str = Endpoint.EMBEDDING,
+        metadata: dict | None = None,
+    ) -> EmbeddingResult:
+        """Embeddings of one text or a list of texts (SPEC §13): one vector per input.
+
+        Never raises for provider trouble; a provider without an embeddings API
+        (Anthropic, Groq) is an `invalid_request` error. One usage row per call.
+        """
+        return run_embed(
+            self, inputs, model=model, dimensions=dimensions, endpoint=endpoint, metadata=metadata
+        )
 
     def list_models(
         self,
@@ -252,24 +287,39 @@ class LLMService:
         return result
 
     # -- internals ---------------------------------------------------------------------
-    def _complete(self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra):
+    def _complete(
+        self,
+        messages,
+        *,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        result_class=CompletionResult,
+    ):
         check_common(model, temperature, endpoint, metadata)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        call.result_class = result_class
         if not resolved.usable:
             return call.finish(error=resolved.error)
         adapter = resolved.adapter
-        spec = adapter.build_chat_request(
-            base_url=resolved.base_url,
-            api_key=resolved.api_key,
-            model=call.model,
-            messages=messages,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            extra=extra,
-            headers=adapter.metadata_headers(resolved.metadata),
-        )
+        try:
+            spec = adapter.build_chat_request(
+                base_url=resolved.base_url,
+                api_key=resolved.api_key,
+                model=call.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                extra=extra,
+                headers=adapter.metadata_headers(resolved.metadata),
+            )
+        except UnsupportedFeature as exc:
+            return call.finish(error=unsupported_error(exc))
         outcome = self._send(resolved, spec)
         call.outcome(outcome)
         if not outcome.ok:
@@ -290,6 +340,7 @@ class LLMService:
             provider_finish_reason=reply.provider_finish_reason,
             reported_model=reply.model,
             raw=reply.raw,
+            tool_calls=reply.tool_calls,
         )
 
     def _send(self, resolved: ResolvedConfig, spec, *, timeout: float | None = None):
@@ -308,6 +359,27 @@ class LLMService:
             read_timeout=read_timeout,
             deadline=deadline,
         )
+
+
+def chat_extra(extra, tools, tool_choice, response_format) -> dict:
+    """`extra` with the named chat options merged in (the named ones win)."""
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValueError("extra must be a mapping.")
+    merged = dict(extra or {})
+    for name, value in (
+        ("tools", tools),
+        ("tool_choice", tool_choice),
+        ("response_format", response_format),
+    ):
+        if value is not None:
+            merged[name] = list(value) if name == "tools" else value
+    if merged.get("tools") is not None and not isinstance(merged["tools"], list):
+        raise ValueError("tools must be a list of tool definitions.")
+    return merged
+
+
+def unsupported_error(exc: UnsupportedFeature) -> ProviderError:
+    return ProviderError(ErrorType.INVALID_REQUEST, exc.message, param=exc.param)
 
 
 def _positive(value) -> float | None:

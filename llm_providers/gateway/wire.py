@@ -161,6 +161,11 @@ def completion_body(result: CompletionResult) -> dict:
     raw = result.raw if isinstance(result.raw, dict) else {}
     if result.provider != Provider.ANTHROPIC and isinstance(raw.get("choices"), list):
         return raw
+    message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    tool_calls = getattr(result, "tool_calls", None)
+    if tool_calls:
+        message["content"] = result.content or None
+        message["tool_calls"] = [c.as_openai() for c in tool_calls]
     return {
         "id": _completion_id(raw.get("id") or result.request_id),
         "object": "chat.completion",
@@ -169,7 +174,7 @@ def completion_body(result: CompletionResult) -> dict:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.content},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": result.finish_reason or "stop",
             }
@@ -179,11 +184,17 @@ def completion_body(result: CompletionResult) -> dict:
 
 
 def usage_body(result: CompletionResult) -> dict:
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
         "total_tokens": result.tokens_used or result.prompt_tokens + result.completion_tokens,
     }
+    # OpenAI's details: cached tokens are part of prompt_tokens, reasoning of completion.
+    if getattr(result, "cache_read_tokens", 0) or getattr(result, "cache_write_tokens", 0):
+        body["prompt_tokens_details"] = {"cached_tokens": result.cache_read_tokens}
+    if getattr(result, "reasoning_tokens", 0):
+        body["completion_tokens_details"] = {"reasoning_tokens": result.reasoning_tokens}
+    return body
 
 
 def _completion_id(upstream_id: str | None) -> str:
@@ -231,6 +242,8 @@ def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[by
                 continue
             if delta.text:
                 yield event(choice({"content": delta.text}))
+            if delta.tool_calls:
+                yield event(choice({"tool_calls": [t.as_openai() for t in delta.tool_calls]}))
             if delta.finish_reason and finish_reason is None:
                 finish_reason = delta.finish_reason
                 yield event(choice({}, finish_reason))

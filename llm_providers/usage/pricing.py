@@ -77,6 +77,8 @@ def cost_usd(
                     output_tokens=usage.completion_tokens,
                     cache_read_tokens=usage.cached_prompt_tokens,
                     cache_write_tokens=usage.cache_write_tokens,
+                    # Part of output_tokens; priced apart where the data set says so.
+                    output_reasoning_tokens=usage.reasoning_tokens,
                 ),
                 name,
                 provider_id=provider_id,
