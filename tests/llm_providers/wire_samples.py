@@ -106,12 +106,12 @@ def openai_tool_stream() -> str:
 ANTHROPIC_MODEL = "claude-sonnet-4-5-20250929"
 
 
-def anthropic_reply(content, stop_reason="end_turn", usage=None):
+def anthropic_reply(content, stop_reason="end_turn", usage=None, model=ANTHROPIC_MODEL):
     return {
         "id": "msg_01",
         "type": "message",
         "role": "assistant",
-        "model": ANTHROPIC_MODEL,
+        "model": model,
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
@@ -140,7 +140,7 @@ def anthropic_tool_reply():
     )
 
 
-def anthropic_stream(blocks, stop_reason, usage_in=None) -> str:
+def anthropic_stream(blocks, stop_reason, usage_in=None, model=ANTHROPIC_MODEL) -> str:
     """A message stream: `blocks` are ("text", [pieces]) or ("tool", id, name, [pieces])."""
     events = [
         {
@@ -149,7 +149,7 @@ def anthropic_stream(blocks, stop_reason, usage_in=None) -> str:
                 "id": "msg_s",
                 "type": "message",
                 "role": "assistant",
-                "model": ANTHROPIC_MODEL,
+                "model": model,
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
