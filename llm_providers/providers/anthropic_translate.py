@@ -44,6 +44,7 @@ HANDLED = frozenset(
         "parallel_tool_calls",
         "response_format",
         "max_completion_tokens",  # Anthropic's max_tokens when max_tokens is not given
+        "safety_identifier",  # OpenAI's successor of `user`
     }
 )
 
@@ -63,8 +64,9 @@ def convert_extra(extra: dict) -> dict:
     for name in ("top_p", *ANTHROPIC_NATIVE):
         if extra.get(name) is not None:
             body[name] = extra[name]
-    if extra.get("user"):
-        body["metadata"] = {"user_id": str(extra["user"])}
+    user = extra.get("safety_identifier") or extra.get("user")
+    if user:
+        body["metadata"] = {"user_id": str(user)}
     tools = extra.get("tools")
     if tools:
         body["tools"] = [convert_tool(t) for t in _list(tools, "tools")]
