@@ -292,6 +292,10 @@ def image_block(part: dict) -> dict:
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
         raise UnsupportedFeature("messages", "An image part needs `image_url.url`.")
+    if isinstance(image, dict) and image.get("detail") not in (None, "auto"):
+        raise UnsupportedFeature(
+            "messages", "Anthropic has no image `detail` setting; send `auto` or none."
+        )
     if url.startswith("data:"):
         header, sep, data = url[5:].partition(",")
         media_type, _, encoding = header.partition(";")
