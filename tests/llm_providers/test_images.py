@@ -12,7 +12,9 @@ from .conftest import openai_reply
 from .test_gateway import _fresh_gateway_cache, client, configure, sdk  # noqa: F401
 from .wire_samples import anthropic_reply
 
-PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PIXEL = (  # a 1x1 PNG
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 IMAGE_MESSAGE = {
     "role": "user",
     "content": [
