@@ -161,6 +161,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The /v1 gateway's plain Django views, described by hand.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "llm_providers.gateway.openapi.add_gateway_paths",
+    ],
 }
 
 # --- LLM providers --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import config.schema  # noqa: F401  (registers the tenant Bearer scheme with drf-spectacular)
 from config.health import healthz
+from llm_providers.gateway import views as gateway_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("llm_providers.gateway.urls")),
+    path("v1", gateway_views.not_found),
 ]
 
 # JSON errors in the documented shape under /api/; Django's HTML pages elsewhere.

@@ -262,20 +262,22 @@ def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[by
 
 
 def model_list(tenant_id: str) -> list[dict]:
-    """The model the tenant's calls go to (its active config's, or the fallback's).
+    """The models the tenant can call: its active config's (or the fallback's) default
+    model, then any the config lists in `metadata["models"]`.
 
-    No provider call: this lists what the gateway routes, not the provider's catalogue.
+    No provider call: this lists what the gateway routes, not the provider's catalogue
+    (a request naming another model is still passed on; the provider decides).
     """
     config = cache.active_config(tenant_id)
     described = LLMService(tenant_id, config=config).describe()
     if not described["available"]:
         return []
     created = int(config.created_at.timestamp()) if config is not None else 0
+    names = [described["model"]]
+    listed = (config.metadata or {}).get("models") if config is not None else None
+    if isinstance(listed, list):
+        names += [m for m in listed if isinstance(m, str) and m.strip()]
     return [
-        {
-            "id": described["model"],
-            "object": "model",
-            "created": created,
-            "owned_by": described["provider"],
-        }
+        {"id": name, "object": "model", "created": created, "owned_by": described["provider"]}
+        for name in dict.fromkeys(names)
     ]
