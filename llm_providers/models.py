@@ -21,6 +21,7 @@ class Endpoint(models.TextChoices):
     EMBEDDING = "embedding"
     TEST = "test"
     VALIDATION = "validation"
+    COUNT_TOKENS = "count_tokens"  # /v1/messages/count_tokens: free, no tokens spent
 
 
 class KeyStatus(models.TextChoices):

@@ -32,6 +32,8 @@ class ChatStream:
         self._stream_error: ProviderError | None = None
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
+        # Called with every raw chunk from the provider (the /v1/messages pass-through).
+        self.tap = None
         if error is not None:
             self.error = error  # refused before sending (a field the provider lacks)
         elif outcome is None:
@@ -49,7 +51,7 @@ class ChatStream:
         if self._response is None:
             return
         try:
-            for event in iter_sse(self._response.iter_content(chunk_size=None)):
+            for event in iter_sse(self._chunks()):
                 delta = self._adapter.parse_stream_event(event, self._state)
                 if delta is None:
                     continue
@@ -82,6 +84,12 @@ class ChatStream:
             model=state.model,
             result=self.result,
         )
+
+    def _chunks(self):
+        for chunk in self._response.iter_content(chunk_size=None):
+            if self.tap is not None:
+                self.tap(chunk)
+            yield chunk
 
     def _add_tool_fragment(self, fragment) -> None:
         call = self._tool_calls.setdefault(fragment.index, {"id": "", "name": "", "arguments": ""})
