@@ -13,6 +13,16 @@ class Provider(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic"
     GROQ = "groq", "Groq"
     LOCAL = "local", "Local (OpenAI-compatible)"
+    GEMINI = "gemini", "Google Gemini"
+    MISTRAL = "mistral", "Mistral"
+    AZURE = "azure", "Azure OpenAI"
+    OPENROUTER = "openrouter", "OpenRouter"
+    DEEPSEEK = "deepseek", "DeepSeek"
+    TOGETHER = "together", "Together AI"
+    FIREWORKS = "fireworks", "Fireworks AI"
+    XAI = "xai", "xAI"
+    OLLAMA = "ollama", "Ollama"
+    VLLM = "vllm", "vLLM"
 
 
 class Endpoint(models.TextChoices):

@@ -145,10 +145,11 @@ class ProviderConfigService:
                 config.base_url = validate_base_url(config.base_url)
             except UnsafeBaseURL as exc:
                 errors["base_url"] = [str(exc)]
-        elif config.provider == Provider.LOCAL:
-            errors["base_url"] = ["A base URL is required for the local provider."]
+        elif config.provider in Provider.values and not _adapter(config).default_base_url:
+            errors["base_url"] = [f"A base URL is required for the {config.provider} provider."]
         if (
-            config.provider in (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
+            config.provider in Provider.values
+            and _adapter(config).requires_api_key
             and not config.api_key_encrypted
         ):
             errors["api_key"] = [f"An API key is required for {config.provider}."]
@@ -156,6 +157,12 @@ class ProviderConfigService:
             errors["metadata"] = ["metadata must be a JSON object."]
         if errors:
             raise ValidationError(errors)
+
+
+def _adapter(config: ProviderConfig):
+    from ..providers import get_adapter
+
+    return get_adapter(config.provider)
 
 
 def decrypted_api_key(config: ProviderConfig) -> str | None:

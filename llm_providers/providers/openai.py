@@ -31,13 +31,19 @@ class OpenAICompatibleAdapter(ProviderAdapter):
 
     max_tokens_field = "max_tokens"
     supports_embeddings = True
+    # Presets of this adapter (presets.py) change these rather than copying code.
+    auth_header = "Authorization"
+    auth_prefix = "Bearer "
+    send_stream_options = True  # stream_options.include_usage (usage in the last chunk)
+    renamed_fields: dict[str, str] = {}  # OpenAI's body field → the provider's name for it
+    embedding_dimensions_field = "dimensions"
 
     def auth_headers(self, api_key, extra=None, *, json_body=True):
         own = {"Accept": "application/json"}
         if json_body:
             own["Content-Type"] = "application/json"
         if api_key:
-            own["Authorization"] = f"Bearer {api_key}"
+            own[self.auth_header] = f"{self.auth_prefix}{api_key}"
         return merged_headers(extra, own)
 
     def metadata_headers(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
@@ -67,9 +73,14 @@ class OpenAICompatibleAdapter(ProviderAdapter):
             body["temperature"] = temperature
         if extra:
             body.update({k: v for k, v in extra.items() if k not in RESERVED_FIELDS})
+        for ours, theirs in self.renamed_fields.items():
+            if ours in body:
+                value = body.pop(ours)
+                body.setdefault(theirs, value)
         if stream:
             body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+            if self.send_stream_options:
+                body["stream_options"] = {"include_usage": True}
         return HttpRequestSpec(
             "POST",
             f"{base_url}/chat/completions",
@@ -212,7 +223,7 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         # encodes base64 itself when its client asks for it.
         body: dict[str, Any] = {"model": model, "input": inputs, "encoding_format": "float"}
         if dimensions is not None:
-            body["dimensions"] = dimensions
+            body[self.embedding_dimensions_field] = dimensions
         return HttpRequestSpec(
             "POST",
             f"{base_url}/embeddings",

@@ -28,8 +28,20 @@ from ..providers.base import TokenUsage
 logger = logging.getLogger(__name__)
 
 # Our provider names → genai-prices provider ids.
-PRICE_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "groq": "groq"}
-FREE_PROVIDERS = frozenset({"local"})
+PRICE_PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "groq": "groq",
+    "gemini": "google",
+    "mistral": "mistral",
+    "azure": "azure",
+    "openrouter": "openrouter",
+    "deepseek": "deepseek",
+    "together": "together",
+    "fireworks": "fireworks",
+    "xai": "x-ai",
+}
+FREE_PROVIDERS = frozenset({"local", "ollama", "vllm"})  # self-hosted
 MTOK = Decimal(1_000_000)
 CENT_FRACTION = Decimal("0.00000001")  # UsageLog.cost_usd has 8 decimal places
 ZERO = Decimal(0)

@@ -37,12 +37,17 @@ MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
 GRACE_SECONDS = 2.0
-KEYED_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC, Provider.GROQ)
-ENVIRONMENT_KEY_SETTINGS = {
-    Provider.OPENAI: "OPENAI_API_KEY",
-    Provider.ANTHROPIC: "ANTHROPIC_API_KEY",
-    Provider.GROQ: "GROQ_API_KEY",
-}
+
+
+def _adapters():
+    from ..providers.registry import ADAPTERS
+
+    return ADAPTERS
+
+
+# Providers that need a key, and the environment fallback's key setting of each.
+KEYED_PROVIDERS = tuple(name for name, a in _adapters().items() if a.requires_api_key)
+ENVIRONMENT_KEY_SETTINGS = {name: a.key_setting for name, a in _adapters().items() if a.key_setting}
 
 
 def _service_for(target: ValidationTarget, *, timeout: float):
@@ -75,8 +80,8 @@ def _environment_problem(target: ValidationTarget) -> str:
     key_setting = ENVIRONMENT_KEY_SETTINGS.get(target.provider)
     if key_setting and not getattr(settings, key_setting, ""):
         return f"{key_setting} is not set for the environment fallback."
-    if target.provider == Provider.LOCAL and not settings.LLM_DEFAULT_BASE_URL:
-        return "LLM_DEFAULT_BASE_URL is required for the local provider."
+    if not _adapters()[target.provider].default_base_url and not settings.LLM_DEFAULT_BASE_URL:
+        return f"LLM_DEFAULT_BASE_URL is required for the {target.provider} provider."
     return ""
 
 
