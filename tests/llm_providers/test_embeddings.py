@@ -177,3 +177,22 @@ def test_malformed_embedding_requests_are_400_naming_the_field(
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert httpserver.log == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_langchain_openai_embeddings(live_server, api_key, configure, httpserver):
+    from langchain_openai import OpenAIEmbeddings
+
+    configure("local")
+    httpserver.expect_request("/v1/embeddings").respond_with_json(embeddings_reply())
+    # check_embedding_ctx_length=False: otherwise langchain tokenises with tiktoken first,
+    # which downloads its tables from the internet.
+    embedder = OpenAIEmbeddings(
+        model="nomic-embed",
+        base_url=f"{live_server.url}/v1",
+        api_key=api_key.plain_key,
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
+
+    assert embedder.embed_documents(["first text", "second text"]) == VECTORS

@@ -451,3 +451,26 @@ def test_langchain_bind_tools_round_trip(provider, live_server, api_key, configu
         assert sent["messages"][2] == ANTHROPIC_HISTORY[2]
     else:
         assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "tool", "tool"]
+
+
+@pytestmark_gateway
+def test_langchain_streams_tool_calls_from_an_anthropic_tenant(
+    live_server, api_key, configure, httpserver
+):
+    from langchain_openai import ChatOpenAI
+
+    configure("anthropic")
+    upstream_stream(httpserver, "anthropic", anthropic_tool_stream())
+    llm = ChatOpenAI(
+        model="m", base_url=f"{live_server.url}/v1", api_key=api_key.plain_key, max_retries=0
+    ).bind_tools([WEATHER_TOOL])
+
+    merged = None
+    for chunk in llm.stream("Weather in Paris and Lyon?"):
+        merged = chunk if merged is None else merged + chunk
+
+    assert merged.content == "Checking."
+    assert [(c["id"], c["args"]) for c in merged.tool_calls] == [
+        ("toolu_01", {"city": "Paris"}),
+        ("toolu_02", {"city": "Lyon"}),
+    ]
