@@ -371,8 +371,13 @@ def chat_extra(extra, tools, tool_choice, response_format) -> dict:
         ("tool_choice", tool_choice),
         ("response_format", response_format),
     ):
-        if value is not None:
-            merged[name] = list(value) if name == "tools" else value
+        if value is None:
+            continue
+        if name == "tools":
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+                raise ValueError("tools must be a list of tool definitions.")
+            value = list(value)
+        merged[name] = value
     if merged.get("tools") is not None and not isinstance(merged["tools"], list):
         raise ValueError("tools must be a list of tool definitions.")
     return merged

@@ -474,3 +474,47 @@ def test_langchain_streams_tool_calls_from_an_anthropic_tenant(
         ("toolu_01", {"city": "Paris"}),
         ("toolu_02", {"city": "Lyon"}),
     ]
+
+
+def test_tools_must_be_a_list(anthropic_config):
+    with pytest.raises(ValueError):
+        LLMService("tenant_123").chat(QUESTION, tools={"type": "function"})
+
+
+@responses.activate
+def test_the_readmes_tool_round_trip_loop_runs_on_anthropic(anthropic_config):
+    responses.post(ANTHROPIC_URL, json=anthropic_tool_reply())
+    responses.post(ANTHROPIC_URL, json=anthropic_reply([{"type": "text", "text": "Mild."}]))
+    service = LLMService("tenant_123")
+
+    def get_weather(city):
+        return {"city": city, "temp_c": 18}
+
+    # As in README.md, "Python API":
+    messages = [{"role": "user", "content": "Weather in Paris and Lyon?"}]
+    result = service.chat(messages, tools=[WEATHER_TOOL], tool_choice="auto")
+    while result.success and result.tool_calls:
+        messages.append(
+            {
+                "role": "assistant",
+                "content": result.content or None,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    }
+                    for c in result.tool_calls
+                ],
+            }
+        )
+        for call in result.tool_calls:
+            answer = get_weather(**json.loads(call.arguments))
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "content": json.dumps(answer)}
+            )
+        result = service.chat(messages, tools=[WEATHER_TOOL])
+
+    assert result.content == "Mild."
+    sent = body_of(responses.calls[1])["messages"]
+    assert [b["tool_use_id"] for b in sent[2]["content"]] == ["toolu_01", "toolu_02"]
