@@ -40,14 +40,10 @@ GRACE_SECONDS = 2.0
 
 
 def _adapters():
+    # Imported late, like LLMService: ready() imports this package and must stay light.
     from ..providers.registry import ADAPTERS
 
     return ADAPTERS
-
-
-# Providers that need a key, and the environment fallback's key setting of each.
-KEYED_PROVIDERS = tuple(name for name, a in _adapters().items() if a.requires_api_key)
-ENVIRONMENT_KEY_SETTINGS = {name: a.key_setting for name, a in _adapters().items() if a.key_setting}
 
 
 def _service_for(target: ValidationTarget, *, timeout: float):
@@ -69,7 +65,8 @@ def _configuration_problem(config: ProviderConfig) -> str:
     status = config.key_status
     if status == KeyStatus.UNDECRYPTABLE:
         return "The stored API key cannot be decrypted with FIELD_ENCRYPTION_KEY."
-    if status == KeyStatus.MISSING and config.provider in KEYED_PROVIDERS:
+    adapter = _adapters().get(config.provider)
+    if status == KeyStatus.MISSING and adapter is not None and adapter.requires_api_key:
         return f"No API key is configured for {config.provider}."
     return ""
 
@@ -77,7 +74,7 @@ def _configuration_problem(config: ProviderConfig) -> str:
 def _environment_problem(target: ValidationTarget) -> str:
     if target.provider not in Provider.values:
         return f"LLM_DEFAULT_PROVIDER names an unknown provider {target.provider!r}."
-    key_setting = ENVIRONMENT_KEY_SETTINGS.get(target.provider)
+    key_setting = _adapters()[target.provider].key_setting
     if key_setting and not getattr(settings, key_setting, ""):
         return f"{key_setting} is not set for the environment fallback."
     if not _adapters()[target.provider].default_base_url and not settings.LLM_DEFAULT_BASE_URL:
