@@ -195,3 +195,23 @@ def test_chat_result_as_dict_is_json_safe_and_complete(openai_config):
         "error",
     } <= set(data)
     assert data["cost_usd"] == "0.00018000"
+
+
+@responses.activate
+def test_usage_logs_api_shows_the_token_details(haiku_config, tenant_client):
+    responses.post(
+        ANTHROPIC_URL,
+        json=anthropic_reply(
+            [{"type": "text", "text": "Hi"}], usage=ANTHROPIC_CACHED_USAGE, model=HAIKU
+        ),
+    )
+    LLMService("tenant_123").chat(QUESTION)
+
+    (row,) = tenant_client.get("/api/llm/usage/logs").json()["results"]
+
+    assert (row["prompt_tokens"], row["cache_read_tokens"], row["cache_write_tokens"]) == (
+        1300,
+        1000,
+        200,
+    )
+    assert row["reasoning_tokens"] == 0
