@@ -187,6 +187,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The /v1 gateway's plain Django views, described by hand.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "llm_providers.gateway.openapi.add_gateway_paths",
+    ],
 }
 
 # --- LLM providers --------------------------------------------------------------------
@@ -208,6 +213,15 @@ GROQ_API_KEY = env.str("GROQ_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
 GROQ_BASE_URL = env.str("GROQ_BASE_URL", default="")
+# The environment fallback's keys for the OpenAI-compatible presets (issue 10).
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+MISTRAL_API_KEY = env.str("MISTRAL_API_KEY", default="")
+AZURE_OPENAI_API_KEY = env.str("AZURE_OPENAI_API_KEY", default="")
+OPENROUTER_API_KEY = env.str("OPENROUTER_API_KEY", default="")
+DEEPSEEK_API_KEY = env.str("DEEPSEEK_API_KEY", default="")
+TOGETHER_API_KEY = env.str("TOGETHER_API_KEY", default="")
+FIREWORKS_API_KEY = env.str("FIREWORKS_API_KEY", default="")
+XAI_API_KEY = env.str("XAI_API_KEY", default="")
 # Prompts and answers are not stored on usage rows unless the operator turns this on.
 LLM_LOG_PROMPTS = env.bool("LLM_LOG_PROMPTS", default=False)
 # /v1 keeps API-key lookups and active configs in-process this long (0 turns it off).

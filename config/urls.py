@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from llm_providers.gateway import views as gateway_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("llm_providers.urls.health")),
@@ -14,6 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("v1/", include("llm_providers.gateway.urls")),
+    path("v1", gateway_views.not_found),
 ]
 
 # JSON errors in the documented shape under /api/; Django's HTML pages elsewhere.

@@ -58,6 +58,8 @@ class ProviderError:
     message: str
     status_code: int | None = None
     retry_after: float | None = None
+    # The request field at fault, when the error is about one (an unsupported field).
+    param: str | None = None
 
     def __post_init__(self):
         self.type = str(ErrorType(self.type))

@@ -14,6 +14,16 @@ class Provider(models.TextChoices):
     ANTHROPIC = "anthropic", "Anthropic"
     GROQ = "groq", "Groq"
     LOCAL = "local", "Local (OpenAI-compatible)"
+    GEMINI = "gemini", "Google Gemini"
+    MISTRAL = "mistral", "Mistral"
+    AZURE = "azure", "Azure OpenAI"
+    OPENROUTER = "openrouter", "OpenRouter"
+    DEEPSEEK = "deepseek", "DeepSeek"
+    TOGETHER = "together", "Together AI"
+    FIREWORKS = "fireworks", "Fireworks AI"
+    XAI = "xai", "xAI"
+    OLLAMA = "ollama", "Ollama"
+    VLLM = "vllm", "vLLM"
 
 
 class Endpoint(models.TextChoices):
@@ -22,6 +32,7 @@ class Endpoint(models.TextChoices):
     EMBEDDING = "embedding"
     TEST = "test"
     VALIDATION = "validation"
+    COUNT_TOKENS = "count_tokens"  # /v1/messages/count_tokens: free, no tokens spent
 
 
 class KeyStatus(models.TextChoices):
@@ -134,6 +145,11 @@ class UsageLog(models.Model):
     tokens_used = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
+    # Parts of prompt_tokens (read from / written to the provider's prompt cache) and of
+    # completion_tokens (reasoning), as the provider reported them; 0 when it reports none.
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     success = models.BooleanField()

@@ -221,6 +221,12 @@ class ProviderConfigService:
             raise ValidationError(errors)
 
 
+def _adapter(config: ProviderConfig):
+    from ..providers import get_adapter
+
+    return get_adapter(config.provider)
+
+
 def decrypted_api_key(config: ProviderConfig) -> str | None:
     """The config's plaintext key, None when it has none; fail closed when undecryptable."""
     value = config.api_key_encrypted

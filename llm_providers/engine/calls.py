@@ -18,13 +18,16 @@ from ..usage.pricing import ZERO, cost_usd
 from ..usage.writes import write_usage
 from .options import CallLimits, CallOptions
 from .resolution import ResolvedConfig
-from .results import CompletionResult, ModelListResult
+from .results import ChatResult, CompletionResult, ModelListResult, ToolCall
 
 logger = logging.getLogger(__name__)
 
 
 class CallRecord:
     """The bookkeeping of one call: builds the result and writes its one usage row."""
+
+    # chat() and stream_chat() set ChatResult (tool calls and token details).
+    result_class: type[CompletionResult] = CompletionResult
 
     def __init__(self, service, resolved, messages, model, endpoint, metadata, started):
         self.service = service
@@ -60,6 +63,7 @@ class CallRecord:
         reported_model: str | None = None,
         raw: dict | None = None,
         extra_metadata: dict | None = None,
+        tool_calls: list[dict] | None = None,
     ) -> CompletionResult:
         resolved = self.resolved
         success = error is None
@@ -75,7 +79,21 @@ class CallRecord:
         else:
             cost = ZERO  # a failure that reported no usage was not billed
         tokens = usage or TokenUsage()
-        result = CompletionResult(
+        details = {}
+        if self.result_class is ChatResult:
+            details = {
+                "tool_calls": [
+                    ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                    for c in (tool_calls or [])
+                ]
+                if success
+                else [],
+                "cache_read_tokens": tokens.cached_prompt_tokens,
+                "cache_write_tokens": tokens.cache_write_tokens,
+                "reasoning_tokens": tokens.reasoning_tokens,
+            }
+        result = self.result_class(
+            **details,
             success=success,
             content=content if success else "",
             tokens_used=tokens.total_tokens,
@@ -204,6 +222,7 @@ def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
         provider_finish_reason=reply.provider_finish_reason,
         reported_model=reply.model,
         raw=reply.raw,
+        tool_calls=reply.tool_calls,
     )
 
 

@@ -1,4 +1,5 @@
-"""What a call returns: CompletionResult (SPEC §4) and ModelListResult."""
+"""What a call returns: CompletionResult (SPEC §4), ChatResult and EmbeddingResult (§13),
+ModelListResult."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -48,6 +49,76 @@ class CompletionResult:
             "usage_log_id": self.usage_log_id,
             "error": self.error.as_dict() if self.error else None,
             "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call the model asked for; `arguments` is the JSON string (OpenAI's shape)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+    def as_openai(self) -> dict:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass
+class ChatResult(CompletionResult):
+    """A chat call's outcome (SPEC §13): a CompletionResult plus tool calls and the token
+    details. `prompt_tokens` counts every input token, cached ones included."""
+
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0  # part of completion_tokens
+
+    def as_dict(self) -> dict:
+        return {
+            **super().as_dict(),
+            "tool_calls": [c.as_dict() for c in self.tool_calls],
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+@dataclass
+class EmbeddingResult:
+    """An embeddings call's outcome (SPEC §13); one vector per input, in order."""
+
+    success: bool
+    vectors: list[list[float]] = field(default_factory=list)
+    model: str = ""
+    prompt_tokens: int = 0
+    cost_usd: Decimal | None = None
+    usage_log_id: int | None = None
+    error: ProviderError | None = None
+    provider: str = ""
+    latency_ms: int = 0
+    attempts: int = 0
+    status_code: int | None = None
+    upstream_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "success": self.success,
+            "vectors": self.vectors,
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "usage_log_id": self.usage_log_id,
+            "error": self.error.as_dict() if self.error else None,
+            "provider": self.provider,
+            "latency_ms": self.latency_ms,
         }
 
 

@@ -30,7 +30,9 @@ from django.core.exceptions import ValidationError
 
 from tenants import get_tenant_model
 
+from ..errors import ErrorType, ProviderError
 from ..models import Endpoint, ProviderConfig
+from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
 from ..transport import send as transport
 from .arguments import check_common, check_max_tokens, check_messages, check_options
@@ -42,9 +44,10 @@ from .calls import (
     finish_models,
     models_request,
 )
+from .embeddings import run_embed
 from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
-from .results import CompletionResult, ModelListResult
+from .results import ChatResult, CompletionResult, EmbeddingResult, ModelListResult
 from .streaming import ChatStream
 
 
@@ -150,6 +153,9 @@ class LLMService:
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
         temperature: float | None = None,
@@ -157,13 +163,15 @@ class LLMService:
         metadata: dict | None = None,
         extra: Mapping[str, Any] | None = None,
         options: CallOptions | None = None,
-    ) -> CompletionResult:
-        """A chat completion from OpenAI-style `messages`; `extra` holds further body fields
-        (top_p, stop, …) passed on where the provider has them."""
+    ) -> ChatResult:
+        """A chat completion from OpenAI-style `messages` (SPEC §13).
+
+        `tools`, `tool_choice` and `response_format` take OpenAI's shapes whatever the
+        provider; `extra` holds further OpenAI body fields (top_p, stop, …). A field the
+        provider cannot honour is an `invalid_request` error naming it, never dropped.
+        """
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
-        if extra is not None and not isinstance(extra, Mapping):
-            raise ValueError("extra must be a mapping.")
         return self._complete(
             list(messages),
             max_tokens=max_tokens,
@@ -171,14 +179,18 @@ class LLMService:
             temperature=temperature,
             endpoint=endpoint,
             metadata=metadata,
-            extra=extra,
+            extra=chat_extra(extra, tools, tool_choice, response_format),
             options=options,
+            result_class=ChatResult,
         )
 
     def stream_chat(
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
         max_tokens: int | None = None,
         model: str | None = None,
         temperature: float | None = None,
@@ -187,25 +199,58 @@ class LLMService:
         extra: Mapping[str, Any] | None = None,
         options: CallOptions | None = None,
     ) -> ChatStream:
-        """Start a streaming chat; iterate the returned ChatStream for StreamDeltas.
+        """Start a streaming chat; iterate the returned ChatStream for its events.
 
-        Retries happen only before the first byte. The usage row is written when the
-        stream ends, fails, or is closed early (a client that went away).
+        Events are StreamDeltas: text (`text`), tool-call fragments (`tool_calls`, one
+        stable `index` per call), and a last one with `done=True` carrying the ChatResult
+        in `result`. Retries happen only before the first byte. The usage row is written
+        when the stream ends, fails, or is closed early (a client that went away).
         """
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
+        extra = chat_extra(extra, tools, tool_choice, response_format)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
+        call.result_class = ChatResult
         if not resolved.usable:
             return ChatStream(call, None, None)
-        spec = chat_request(
-            call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
-        )
+        try:
+            spec = chat_request(
+                call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
+            )
+        except UnsupportedFeature as exc:
+            return ChatStream(call, None, None, error=unsupported_error(exc))
         outcome = _send(resolved, spec, options)
         return ChatStream(call, outcome, resolved.adapter)
+
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        endpoint: str = Endpoint.EMBEDDING,
+        metadata: dict | None = None,
+        options: CallOptions | None = None,
+    ) -> EmbeddingResult:
+        """Embeddings of one text or a list of texts (SPEC §13): one vector per input.
+
+        Never raises for provider trouble; a provider without an embeddings API
+        (Anthropic, Groq) is an `invalid_request` error. One usage row per call.
+        """
+        check_options(options)
+        return run_embed(
+            self,
+            inputs,
+            model=model,
+            dimensions=dimensions,
+            endpoint=endpoint,
+            metadata=metadata,
+            send=lambda resolved, spec: _send(resolved, spec, options),
+        )
 
     def list_models(
         self,
@@ -241,18 +286,62 @@ class LLMService:
         )
 
     # -- internals ---------------------------------------------------------------------
+    def _send(self, resolved: ResolvedConfig, spec, options: CallOptions | None = None):
+        """The sync transport, for the engine's helpers (passthrough, embeddings)."""
+        return _send(resolved, spec, options)
+
     def _complete(
-        self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra, options
+        self,
+        messages,
+        *,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+        result_class=CompletionResult,
     ):
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        call.result_class = result_class
         if not resolved.usable:
             return call.finish(error=resolved.error)
-        spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
+        try:
+            spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
+        except UnsupportedFeature as exc:
+            return call.finish(error=unsupported_error(exc))
         return finish_chat(call, _send(resolved, spec, options))
+
+
+def chat_extra(extra, tools, tool_choice, response_format) -> dict:
+    """`extra` with the named chat options merged in (the named ones win)."""
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValueError("extra must be a mapping.")
+    merged = dict(extra or {})
+    for name, value in (
+        ("tools", tools),
+        ("tool_choice", tool_choice),
+        ("response_format", response_format),
+    ):
+        if value is None:
+            continue
+        if name == "tools":
+            if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+                raise ValueError("tools must be a list of tool definitions.")
+            value = list(value)
+        merged[name] = value
+    if merged.get("tools") is not None and not isinstance(merged["tools"], list):
+        raise ValueError("tools must be a list of tool definitions.")
+    return merged
+
+
+def unsupported_error(exc: UnsupportedFeature) -> ProviderError:
+    return ProviderError(ErrorType.INVALID_REQUEST, exc.message, param=exc.param)
 
 
 # -- the sync transport: the only part an async twin does differently -------------------

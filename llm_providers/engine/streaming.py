@@ -20,18 +20,23 @@ class ChatStream:
     usage row exactly once, with the text and usage received so far.
     """
 
-    def __init__(self, call: CallRecord, outcome, adapter):
+    def __init__(self, call: CallRecord, outcome, adapter, *, error: ProviderError | None = None):
         self._call = call
         self._adapter = adapter
         self._response = None
         self._parts: list[str] = []
+        self._tool_calls: dict[int, dict] = {}  # index → the call assembled so far
         self._state = StreamState()
         self._done = False
         self._ended = False
         self._stream_error: ProviderError | None = None
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
-        if outcome is None:
+        # Called with every raw chunk from the provider (the /v1/messages pass-through).
+        self.tap = None
+        if error is not None:
+            self.error = error  # refused before sending (a field the provider lacks)
+        elif outcome is None:
             self.error = call.resolved.error
         else:
             call.outcome(outcome)
@@ -46,7 +51,7 @@ class ChatStream:
         if self._response is None:
             return
         try:
-            for event in iter_sse(self._response.iter_content(chunk_size=None)):
+            for event in iter_sse(self._chunks()):
                 delta = self._adapter.parse_stream_event(event, self._state)
                 if delta is None:
                     continue
@@ -56,10 +61,12 @@ class ChatStream:
                     break
                 if delta.text:
                     self._parts.append(delta.text)
-                yield delta
+                for fragment in delta.tool_calls:
+                    self._add_tool_fragment(fragment)
                 if delta.done:
                     self._done = True
                     break
+                yield delta
             else:
                 self._ended = True  # the upstream closed the stream
         except (requests.RequestException, OSError) as exc:  # the connection broke mid-stream
@@ -68,6 +75,40 @@ class ChatStream:
             yield StreamDelta(error=error)
         finally:
             self.close()
+        state = self._state
+        yield StreamDelta(
+            done=True,
+            finish_reason=state.finish_reason,
+            provider_finish_reason=state.provider_finish_reason,
+            usage=state.usage,
+            model=state.model,
+            result=self.result,
+        )
+
+    def _chunks(self):
+        for chunk in self._response.iter_content(chunk_size=None):
+            if self.tap is not None:
+                self.tap(chunk)
+            yield chunk
+
+    def _add_tool_fragment(self, fragment) -> None:
+        call = self._tool_calls.setdefault(fragment.index, {"id": "", "name": "", "arguments": ""})
+        if fragment.id:
+            call["id"] = fragment.id
+        if fragment.name and not call["name"]:
+            call["name"] = fragment.name
+        call["arguments"] += fragment.arguments
+
+    def tool_calls(self) -> list[dict]:
+        """The tool calls received so far, in index order, in OpenAI's shape."""
+        return [
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
+            for _, c in sorted(self._tool_calls.items())
+        ]
 
     def __enter__(self):
         return self
@@ -95,4 +136,5 @@ class ChatStream:
             provider_finish_reason=state.provider_finish_reason,
             reported_model=state.model,
             extra_metadata={"stream": True, **(extra or {})},
+            tool_calls=self.tool_calls(),
         )

@@ -52,7 +52,9 @@ def provider_error_status(error: ProviderError) -> tuple[int, str, str]:
 def provider_error_response(error: ProviderError) -> HttpResponse:
     """The /v1 answer for a call that failed at (or before reaching) the provider."""
     status, type_, code = provider_error_status(error)
-    response = error_response(status, error.message, type_, code)
+    if error.param is not None:  # refused before sending: a field the provider lacks
+        code = "unsupported_parameter"
+    response = error_response(status, error.message, type_, code, error.param)
     if status == 429 and type_ == "rate_limit_error" or error.type == ErrorType.OVERLOADED:
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
         response["Retry-After"] = str(max(1, math.ceil(wait)))

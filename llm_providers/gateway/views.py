@@ -148,3 +148,39 @@ def models(request):
             response = HttpResponse(json.dumps(body), content_type=JSON)
     _server_timing(response, started, None)
     return response
+
+
+@csrf_exempt
+def model_detail(request, model_id):
+    """`GET /v1/models/{id}` (the SDKs' models.retrieve): a model the tenant can call."""
+    started = time.perf_counter()
+    if request.method != "GET":
+        response = _method_not_allowed("GET")
+    else:
+        tenant_id, response = _authenticate(request)
+        if response is None:
+            found = [m for m in wire.model_list(tenant_id) if m["id"] == model_id]
+            if found:
+                response = HttpResponse(json.dumps(found[0]), content_type=JSON)
+            else:
+                response = error_response(
+                    404,
+                    f"The model {model_id!r} is not one this tenant can call.",
+                    "invalid_request_error",
+                    "model_not_found",
+                    "model",
+                )
+    _server_timing(response, started, None)
+    return response
+
+
+@csrf_exempt
+def not_found(request, path=""):
+    """Every /v1 path that is not served: OpenAI's 404 shape, so SDKs show a real error."""
+    return error_response(
+        404,
+        f"Unknown path {request.path!r}: /v1 serves chat/completions, embeddings, models, "
+        "messages and messages/count_tokens.",
+        "invalid_request_error",
+        "unknown_url",
+    )

@@ -190,6 +190,11 @@ def completion_body(result: CompletionResult) -> dict:
     raw = result.raw if isinstance(result.raw, dict) else {}
     if result.provider != Provider.ANTHROPIC and isinstance(raw.get("choices"), list):
         return raw
+    message: dict[str, Any] = {"role": "assistant", "content": result.content}
+    tool_calls = getattr(result, "tool_calls", None)
+    if tool_calls:
+        message["content"] = result.content or None
+        message["tool_calls"] = [c.as_openai() for c in tool_calls]
     return {
         "id": _completion_id(raw.get("id") or result.request_id),
         "object": "chat.completion",
@@ -198,7 +203,7 @@ def completion_body(result: CompletionResult) -> dict:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": result.content},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": result.finish_reason or "stop",
             }
@@ -208,11 +213,17 @@ def completion_body(result: CompletionResult) -> dict:
 
 
 def usage_body(result: CompletionResult) -> dict:
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
         "total_tokens": result.tokens_used or result.prompt_tokens + result.completion_tokens,
     }
+    # OpenAI's details: cached tokens are part of prompt_tokens, reasoning of completion.
+    if getattr(result, "cache_read_tokens", 0) or getattr(result, "cache_write_tokens", 0):
+        body["prompt_tokens_details"] = {"cached_tokens": result.cache_read_tokens}
+    if getattr(result, "reasoning_tokens", 0):
+        body["completion_tokens_details"] = {"reasoning_tokens": result.reasoning_tokens}
+    return body
 
 
 def _completion_id(upstream_id: str | None) -> str:
@@ -260,6 +271,8 @@ def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[by
                 continue
             if delta.text:
                 yield event(choice({"content": delta.text}))
+            if delta.tool_calls:
+                yield event(choice({"tool_calls": [t.as_openai() for t in delta.tool_calls]}))
             if delta.finish_reason and finish_reason is None:
                 finish_reason = delta.finish_reason
                 yield event(choice({}, finish_reason))
@@ -278,9 +291,11 @@ def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[by
 
 
 def model_list(tenant_id: str) -> list[dict]:
-    """The model the tenant's calls go to (its active config's, or the fallback's).
+    """The models the tenant can call: its active config's (or the fallback's) default
+    model, then any the config lists in `metadata["models"]`.
 
-    No provider call: this lists what the gateway routes, not the provider's catalogue.
+    No provider call: this lists what the gateway routes, not the provider's catalogue
+    (a request naming another model is still passed on; the provider decides).
     """
     resolved = cache.resolved_config(tenant_id)
     config = resolved.config
@@ -288,11 +303,11 @@ def model_list(tenant_id: str) -> list[dict]:
     if not described["available"]:
         return []
     created = int(config.created_at.timestamp()) if config is not None else 0
+    names = [described["model"]]
+    listed = (config.metadata or {}).get("models") if config is not None else None
+    if isinstance(listed, list):
+        names += [m for m in listed if isinstance(m, str) and m.strip()]
     return [
-        {
-            "id": described["model"],
-            "object": "model",
-            "created": created,
-            "owned_by": described["provider"],
-        }
+        {"id": name, "object": "model", "created": created, "owned_by": described["provider"]}
+        for name in dict.fromkeys(names)
     ]

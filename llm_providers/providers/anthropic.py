@@ -4,6 +4,8 @@ import json
 from typing import Any
 
 from ..errors import ErrorType, ProviderError
+from . import anthropic_translate as translate
+from .anthropic_translate import RESPONSE_TOOL
 from .base import (
     BadResponse,
     ChatReply,
@@ -14,6 +16,7 @@ from .base import (
     StreamDelta,
     StreamState,
     TokenUsage,
+    ToolCallDelta,
     as_int,
     merged_headers,
 )
@@ -102,7 +105,9 @@ class AnthropicAdapter(ProviderAdapter):
         system, converted = self.convert_messages(messages)
         body: dict[str, Any] = {
             "model": model,
-            "max_tokens": max_tokens if max_tokens is not None else self.default_max_tokens,
+            "max_tokens": max_tokens
+            or (extra or {}).get("max_completion_tokens")
+            or self.default_max_tokens,
             "messages": converted,
         }
         if system:
@@ -122,31 +127,11 @@ class AnthropicAdapter(ProviderAdapter):
 
     def convert_messages(self, messages: list[Message]) -> tuple[str, list[dict]]:
         """OpenAI-style messages → (top-level system text, Anthropic messages)."""
-        system_parts: list[str] = []
-        converted: list[dict] = []
-        for message in messages:
-            role = message.get("role")
-            content = message.get("content")
-            if role in ("system", "developer"):
-                system_parts.append(_text_of(content))
-            elif role in ("user", "assistant"):
-                converted.append({"role": role, "content": _blocks_of(content)})
-            else:
-                raise ValueError(f"Unsupported message role for Anthropic: {role!r}")
-        return "\n\n".join(p for p in system_parts if p), converted
+        return translate.convert_messages(messages)
 
     def convert_extra(self, extra: dict) -> dict:
-        """The OpenAI body fields that have an Anthropic equivalent; the rest are dropped."""
-        body: dict[str, Any] = {}
-        stop = extra.get("stop")
-        if stop:
-            body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-        for name in ("top_p", "top_k"):
-            if extra.get(name) is not None:
-                body[name] = extra[name]
-        if extra.get("user"):
-            body["metadata"] = {"user_id": str(extra["user"])}
-        return body
+        """The OpenAI body fields, translated; UnsupportedFeature for what has no equivalent."""
+        return translate.convert_extra(extra)
 
     def parse_usage(self, usage: Any) -> TokenUsage | None:
         if not isinstance(usage, dict):
@@ -173,17 +158,36 @@ class AnthropicAdapter(ProviderAdapter):
             if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
         ]
         stop_reason = data.get("stop_reason")
-        has_tool_use = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
-        if not texts and stop_reason not in NO_TEXT_OK and not has_tool_use:
+        uses = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+        finish = finish_reason(stop_reason)
+        tool_calls = []
+        for block in uses:
+            if block.get("name") == RESPONSE_TOOL:
+                # Structured output through the forced tool: its input is the answer.
+                texts = [json.dumps(block.get("input") or {}, separators=(",", ":"))]
+                finish = "stop"
+                continue
+            tool_calls.append(
+                {
+                    "id": str(block.get("id") or ""),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name") or ""),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+        if not texts and stop_reason not in NO_TEXT_OK and not uses:
             raise BadResponse("The reply has no text block.")
         return ChatReply(
             content="".join(texts),
-            finish_reason=finish_reason(stop_reason),
+            finish_reason=finish,
             provider_finish_reason=stop_reason,
             usage=self.parse_usage(data.get("usage")),
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             request_id=self.request_id(headers) or (data.get("id") or None),
             raw=data,
+            tool_calls=tool_calls,
         )
 
     def classify(self, status, upstream_type, code):
@@ -219,10 +223,14 @@ class AnthropicAdapter(ProviderAdapter):
             state.model = message.get("model") or state.model
             state.usage = self.parse_usage(message.get("usage")) or TokenUsage()
             return StreamDelta(model=state.model, usage=state.usage)
+        if kind == "content_block_start":
+            return self.stream_block_start(data, state)
         if kind == "content_block_delta":
             delta = data.get("delta") or {}
             if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
                 return StreamDelta(text=delta["text"])
+            if delta.get("type") == "input_json_delta":
+                return self.stream_tool_input(data, delta, state)
             return None
         if kind == "message_delta":
             delta = data.get("delta") or {}
@@ -230,6 +238,8 @@ class AnthropicAdapter(ProviderAdapter):
             if delta.get("stop_reason"):
                 state.provider_finish_reason = delta["stop_reason"]
                 state.finish_reason = finish_reason(delta["stop_reason"])
+                if state.extra.get("structured") and not state.extra.get("tools"):
+                    state.finish_reason = "stop"  # the forced tool's input was the answer
                 out.finish_reason = state.finish_reason
                 out.provider_finish_reason = state.provider_finish_reason
             usage = data.get("usage")
@@ -259,43 +269,37 @@ class AnthropicAdapter(ProviderAdapter):
                     error_type, f"Anthropic stream: {error.get('message') or 'error'}"
                 )
             )
-        return None  # ping, content_block_start/stop
+        return None  # ping, content_block_stop
 
+    def stream_block_start(self, data: dict, state: StreamState) -> StreamDelta | None:
+        """A tool_use block opens: the first fragment of one tool call.
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return "" if content is None else str(content)
-
-
-def _blocks_of(content: Any) -> str | list[dict]:
-    """OpenAI content (a string or parts) → Anthropic content (a string or blocks)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise ValueError("A message's content must be a string or a list of parts.")
-    blocks: list[dict] = []
-    for part in content:
-        if not isinstance(part, dict):
-            raise ValueError("A content part must be an object.")
-        if part.get("type") == "text":
-            blocks.append({"type": "text", "text": str(part.get("text", ""))})
-        elif part.get("type") == "image_url":
-            url = (part.get("image_url") or {}).get("url", "")
-            if url.startswith("data:") and ";base64," in url:
-                media_type, data = url[5:].split(";base64,", 1)
-                blocks.append(
-                    {
-                        "type": "image",
-                        "source": {"type": "base64", "media_type": media_type, "data": data},
-                    }
+        Anthropic numbers blocks (text ones included); OpenAI numbers tool calls. Each
+        tool_use block gets the next tool-call index, so parallel calls stay apart.
+        """
+        block = data.get("content_block") or {}
+        if not isinstance(block, dict) or block.get("type") != "tool_use":
+            return None
+        if block.get("name") == RESPONSE_TOOL:
+            state.extra.setdefault("structured", set()).add(data.get("index"))
+            return None
+        tools = state.extra.setdefault("tools", {})
+        index = tools[data.get("index")] = len(tools)
+        return StreamDelta(
+            tool_calls=[
+                ToolCallDelta(
+                    index=index, id=str(block.get("id") or ""), name=str(block.get("name") or "")
                 )
-            else:
-                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
-        else:
-            raise ValueError(f"Unsupported content part for Anthropic: {part.get('type')!r}")
-    return blocks
+            ]
+        )
+
+    def stream_tool_input(self, data: dict, delta: dict, state: StreamState) -> StreamDelta | None:
+        partial = delta.get("partial_json")
+        if not isinstance(partial, str) or not partial:
+            return None
+        if data.get("index") in state.extra.get("structured", ()):
+            return StreamDelta(text=partial)  # structured output arrives as the text
+        index = state.extra.get("tools", {}).get(data.get("index"))
+        if index is None:
+            return None
+        return StreamDelta(tool_calls=[ToolCallDelta(index=index, arguments=partial)])

@@ -70,6 +70,56 @@ class ChatReply:
     model: str | None = None
     request_id: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
+    # OpenAI's shape: [{"id", "type": "function", "function": {"name", "arguments"}}],
+    # arguments a JSON string, whatever the provider's own shape.
+    tool_calls: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ToolCallDelta:
+    """A fragment of one streamed tool call, in OpenAI's terms.
+
+    `index` is stable for one call across fragments (and distinct between parallel
+    calls); `id` and `name` come with the first fragment, `arguments` are pieces of the
+    JSON string to be concatenated.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+    def as_openai(self) -> dict:
+        out: dict[str, Any] = {"index": self.index}
+        if self.id is not None:
+            out["id"] = self.id
+            out["type"] = "function"
+        function: dict[str, Any] = {}
+        if self.name is not None:
+            function["name"] = self.name
+        function["arguments"] = self.arguments
+        out["function"] = function
+        return out
+
+
+@dataclass
+class EmbeddingReply:
+    vectors: list[list[float]]
+    usage: TokenUsage | None
+    model: str | None = None
+
+
+class UnsupportedFeature(ValueError):
+    """The request asks for something the tenant's provider cannot honour.
+
+    Never dropped silently: the service answers an `invalid_request` error naming `param`
+    (the /v1 gateway: a 400 in OpenAI's shape).
+    """
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+        self.message = message
 
 
 @dataclass
@@ -90,6 +140,9 @@ class StreamDelta:
     error: ProviderError | None = None
     done: bool = False
     model: str | None = None
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    # The final event of LLMService.stream_chat carries the call's ChatResult here.
+    result: Any = None
 
 
 @dataclass
@@ -223,6 +276,9 @@ class ProviderAdapter:
     auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
+    # What the provider accepts beyond text chat (checked before a request is built).
+    supports_images: bool = True
+    supports_embeddings: bool = False
 
     # -- chat --------------------------------------------------------------------------
     def build_chat_request(
@@ -250,6 +306,22 @@ class ProviderAdapter:
 
     def parse_stream_event(self, event: SSEEvent, state: StreamState) -> StreamDelta | None:
         """Interpret one SSE event; None for events that carry nothing (pings)."""
+        raise NotImplementedError
+
+    # -- embeddings --------------------------------------------------------------------
+    def build_embeddings_request(
+        self,
+        *,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        inputs: list[str],
+        dimensions: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpRequestSpec:
+        raise UnsupportedFeature("input", f"{self.label} offers no embeddings API.")
+
+    def parse_embeddings_response(self, data: Any) -> EmbeddingReply:
         raise NotImplementedError
 
     # -- errors ------------------------------------------------------------------------

@@ -9,3 +9,4 @@ class GroqAdapter(OpenAICompatibleAdapter):
     default_base_url = "https://api.groq.com/openai/v1"
     base_url_setting = "GROQ_BASE_URL"
     key_setting = "GROQ_API_KEY"
+    supports_embeddings = False  # Groq has no embeddings API

@@ -1,14 +1,22 @@
-"""provider string → adapter. Adding a provider: one module and one entry here."""
+"""provider string → adapter. Adding a provider: one module (or a preset in presets.py)
+and one entry here, plus its Provider choice in models.py."""
 
 from .anthropic import AnthropicAdapter
 from .base import ProviderAdapter
 from .groq import GroqAdapter
 from .local import LocalAdapter
 from .openai import OpenAIAdapter
+from .presets import PRESETS
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     adapter.name: adapter
-    for adapter in (OpenAIAdapter(), AnthropicAdapter(), GroqAdapter(), LocalAdapter())
+    for adapter in (
+        OpenAIAdapter(),
+        AnthropicAdapter(),
+        GroqAdapter(),
+        LocalAdapter(),
+        *(preset() for preset in PRESETS),
+    )
 }
 
 

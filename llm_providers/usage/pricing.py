@@ -34,8 +34,20 @@ from ..providers.base import TokenUsage
 logger = logging.getLogger(__name__)
 
 # Our provider names → genai-prices provider ids.
-PRICE_PROVIDER_IDS = {"openai": "openai", "anthropic": "anthropic", "groq": "groq"}
-FREE_PROVIDERS = frozenset({"local"})
+PRICE_PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "groq": "groq",
+    "gemini": "google",
+    "mistral": "mistral",
+    "azure": "azure",
+    "openrouter": "openrouter",
+    "deepseek": "deepseek",
+    "together": "together",
+    "fireworks": "fireworks",
+    "xai": "x-ai",
+}
+FREE_PROVIDERS = frozenset({"local", "ollama", "vllm"})  # self-hosted
 MTOK = Decimal(1_000_000)
 CENT_FRACTION = Decimal("0.00000001")  # UsageLog.cost_usd has 8 decimal places
 ZERO = Decimal(0)
@@ -107,6 +119,8 @@ def _cost_usd(provider, model, usage, metadata, reported_model) -> Decimal | Non
                     output_tokens=usage.completion_tokens,
                     cache_read_tokens=usage.cached_prompt_tokens,
                     cache_write_tokens=usage.cache_write_tokens,
+                    # Part of output_tokens; priced apart where the data set says so.
+                    output_reasoning_tokens=usage.reasoning_tokens,
                 ),
                 name,
                 provider_id=provider_id,

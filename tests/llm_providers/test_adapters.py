@@ -141,7 +141,9 @@ def test_anthropic_chat_without_max_tokens_still_sends_the_required_field(anthro
             {"role": "assistant", "content": "Hello"},
             {"role": "user", "content": [{"type": "text", "text": "More"}]},
         ],
-        extra={"stop": "END", "top_p": 0.9, "frequency_penalty": 1},
+        # A neutral frequency_penalty is honoured by leaving it out (a non-zero one is an
+        # error: test_anthropic_refuses_fields_it_cannot_honour).
+        extra={"stop": "END", "top_p": 0.9, "frequency_penalty": 0},
     )
 
     _, body = sent(responses.calls[0])

@@ -18,7 +18,11 @@ from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory, UsageLog
 
 from .api_support import _fresh_cache  # noqa: F401
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+# /v1 is in the schema too, but its 5xx answers are the documented provider failures
+# (502/503/504 for a provider that cannot be reached here); its tests are test_gateway*.py.
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application()).exclude(
+    path_regex="^/v1/"
+)
 
 
 @pytest.fixture

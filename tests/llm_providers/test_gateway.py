@@ -309,6 +309,8 @@ def test_anthropic_stream_is_translated_to_openai_chunks_ending_in_done(
         "prompt_tokens": 30,
         "completion_tokens": 15,
         "total_tokens": 45,
+        # The 5 cache-read tokens, inside prompt_tokens, as OpenAI reports them.
+        "prompt_tokens_details": {"cached_tokens": 5},
     }
     row = only_row(tenant)
     assert (row.provider, row.prompt_tokens, row.completion_tokens) == ("anthropic", 30, 15)

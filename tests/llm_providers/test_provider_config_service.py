@@ -81,7 +81,7 @@ def test_other_tenants_may_each_have_an_active_config(db):
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"provider": "mistral"}, "provider"),
+        ({"provider": "cohere"}, "provider"),  # unknown (mistral, used before, is one now)
         ({"default_model": ""}, "default_model"),
         ({"api_key": ""}, "api_key"),
         ({"provider": "local", "api_key": "", "base_url": ""}, "base_url"),
