@@ -94,6 +94,13 @@ def base_url_for(adapter: ProviderAdapter, configured: str | None) -> str:
     return (configured or env_value or adapter.default_base_url or "").rstrip("/")
 
 
+def _operator_base_url(provider: str) -> bool:
+    """Whether `provider`'s base URL is set by the operator (an environment setting)."""
+    adapter = adapter_for(provider)
+    setting = adapter.base_url_setting if adapter is not None else None
+    return bool(setting and getattr(settings, setting, ""))
+
+
 def environment_api_key(adapter: ProviderAdapter) -> str | None:
     """The environment fallback's key for `adapter`'s provider (its key setting)."""
     key = getattr(settings, adapter.key_setting, "") if adapter.key_setting else ""
@@ -137,7 +144,9 @@ def resolve_config(config: ProviderConfig) -> ResolvedConfig:
         model=config.default_model,
         config=config,
         metadata=metadata,
-        check_address=bool(config.base_url),
+        # A tenant's own URL, or a built-in default that is not the operator's setting (a
+        # preset such as Ollama defaults to loopback): the peer is checked when connecting.
+        check_address=bool(config.base_url) or not _operator_base_url(config.provider),
         key_status=key_status,
         options=CallOptions.from_metadata(metadata),
         tenant_id=config.tenant_id,

@@ -99,7 +99,9 @@ def test_a_provider_streaming_a_six_megabyte_line_fails_the_stream_as_bad_respon
     with LLMService("tenant_123").stream_chat([{"role": "user", "content": "x"}]) as chat:
         deltas = list(chat)
 
-    assert deltas[-1].error.type == ErrorType.BAD_RESPONSE
+    # The error event, then the stream's final event carrying the failed ChatResult.
+    assert deltas[-2].error.type == ErrorType.BAD_RESPONSE
+    assert deltas[-1].done and deltas[-1].result.error.type == ErrorType.BAD_RESPONSE
     row = UsageLog.objects.get()
     assert (row.success, row.error_type) == (False, "bad_response")
     json.dumps(row.metadata)  # the row is an ordinary one

@@ -150,9 +150,32 @@ def test_save_time_rules_are_the_adapters_own(provider):
     adapter = get_adapter(provider)
     config = ProviderConfig(provider=provider, default_model="m", metadata={})
 
+    if not adapter.requires_api_key and adapter.default_base_url:
+        llm_provider_service.clean_provider_config(config)  # nothing is missing (Ollama)
+        return
     with pytest.raises(ValidationError) as raised:
         llm_provider_service.clean_provider_config(config)
 
     errors = raised.value.message_dict
     assert ("api_key" in errors) is adapter.requires_api_key
     assert ("base_url" in errors) is (not adapter.default_base_url)
+
+
+def test_a_built_in_loopback_default_is_checked_like_a_tenants_own_url(db):
+    # Ollama's preset defaults to 127.0.0.1:11434: with no base_url of its own, a tenant's
+    # config must still go through the connect-time address check (LLM_BASE_URL_ALLOWLIST),
+    # or any tenant could reach the machine's loopback ports.
+    from llm_providers.engine.resolution import resolve
+
+    config = ProviderConfigFactory(provider="ollama", base_url="", api_key_encrypted="")
+
+    assert resolve(config.tenant_id).check_address is True
+
+
+def test_an_operator_set_provider_url_is_trusted(db, settings):
+    from llm_providers.engine.resolution import resolve
+
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    config = ProviderConfigFactory(provider="openai", base_url="")
+
+    assert resolve(config.tenant_id).check_address is False
