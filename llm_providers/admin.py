@@ -10,8 +10,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from tenants.models import Tenant
+
 from .configs.services import llm_provider_service
-from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
+from .models import Endpoint, KeyStatus, ProviderConfig, TenantLLMLimits, UsageLog
 from .usage.dashboard import DashboardFilterForm, usage_dashboard
 from .validation.runner import validate_provider_configs
 
@@ -334,3 +336,48 @@ class UsageLogAdmin(admin.ModelAdmin):
             "changelist_url": reverse("admin:llm_providers_usagelog_changelist"),
         }
         return TemplateResponse(request, "admin/llm_providers/usagelog/dashboard.html", context)
+
+
+# --- Limits on the tenant's page (SPEC §14) -----------------------------------------------
+# tenants must not import llm_providers, so the inline is added to the tenant admin here.
+
+
+class TenantLLMLimitsInline(admin.StackedInline):
+    model = TenantLLMLimits
+    can_delete = True
+    max_num = 1
+    extra = 0
+    verbose_name = "LLM limits"
+    verbose_name_plural = "LLM limits (empty = no limit; enforced across all processes)"
+    fields = (
+        "requests_per_minute",
+        "tokens_per_minute",
+        "usd_per_day",
+        "usd_per_month",
+        "max_concurrent",
+        "usage_now",
+    )
+    readonly_fields = ("usage_now",)
+
+    @admin.display(description="Used now (incl. calls in flight)")
+    def usage_now(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        from .limits.status import limits_status
+
+        status = limits_status(obj.tenant_id) or {}
+        lines = [
+            f"{name}: {entry['used']} of {entry['limit']}"
+            for name, entry in status.items()
+            if entry is not None
+        ]
+        return "; ".join(lines) or "-"
+
+
+def _add_limits_inline() -> None:
+    tenant_admin = admin.site._registry.get(Tenant)
+    if tenant_admin is not None and TenantLLMLimitsInline not in tenant_admin.inlines:
+        tenant_admin.inlines = [*tenant_admin.inlines, TenantLLMLimitsInline]
+
+
+_add_limits_inline()

@@ -210,6 +210,32 @@ class LastTestSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+class CountLimitSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    used = serializers.IntegerField(help_text="Used and reserved by calls in flight.")
+    remaining = serializers.IntegerField()
+    resets_in = serializers.IntegerField(
+        allow_null=True, help_text="Seconds until the window ends (null: no window)."
+    )
+
+
+class MoneyLimitSerializer(serializers.Serializer):
+    limit = serializers.CharField(help_text="USD, a decimal string.")
+    used = serializers.CharField(help_text="Spent and reserved by calls in flight (USD).")
+    remaining = serializers.CharField()
+    resets_in = serializers.IntegerField(help_text="Seconds until the UTC day or month ends.")
+
+
+class LimitsStatusSerializer(serializers.Serializer):
+    """The tenant's limits (set by the operator; read-only here) and what is left."""
+
+    requests_per_minute = CountLimitSerializer(allow_null=True)
+    tokens_per_minute = CountLimitSerializer(allow_null=True)
+    usd_per_day = MoneyLimitSerializer(allow_null=True)
+    usd_per_month = MoneyLimitSerializer(allow_null=True)
+    max_concurrent = CountLimitSerializer(allow_null=True)
+
+
 class ProviderStatusSerializer(serializers.Serializer):
     available = serializers.BooleanField()
     source = serializers.ChoiceField(choices=["config", "environment", "none"])
@@ -221,6 +247,9 @@ class ProviderStatusSerializer(serializers.Serializer):
     )
     config = ProviderConfigSerializer(allow_null=True)
     last_test = LastTestSerializer(allow_null=True)
+    limits = LimitsStatusSerializer(
+        allow_null=True, help_text="Null when the operator set no limits for the tenant."
+    )
 
 
 # -- test ------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from django.utils import timezone
 from tenants.models import Tenant
 
 from ..engine.service import LLMService
+from ..errors import OWN_LIMIT_ERRORS, ProviderError
 from ..models import Endpoint, ProviderConfig
 from . import services
 from .encryption import UndecryptableKeyError
@@ -28,6 +29,9 @@ class ConnectionTestOutcome:
     model: str | None
     error: dict | None
     latency_ms: int | None
+    # Switchyard's own limits refused the test before any provider call: not an outcome
+    # of the config (nothing is stored on it); the view answers 429.
+    refused: ProviderError | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -52,6 +56,15 @@ def provider_config_test(
         config = services.llm_provider_service.get_active_config(tenant.pk)
     llm = LLMService(tenant.pk, config=_for_testing(config) if config else None)
     result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
+    if result.error is not None and result.error.type in OWN_LIMIT_ERRORS:
+        return ConnectionTestOutcome(
+            success=False,
+            provider=result.provider or None,
+            model=result.model or None,
+            error=result.error.as_dict(),
+            latency_ms=result.latency_ms,
+            refused=result.error,
+        )
     error = _redacted_error(result.error, config)
     if config is not None:
         provider_config_record_test(

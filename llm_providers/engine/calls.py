@@ -5,6 +5,7 @@ import time
 
 from django.conf import settings
 
+from .. import limits
 from ..errors import ProviderError
 from ..providers.base import TokenUsage
 from ..transport.send import HttpResult
@@ -30,6 +31,23 @@ class CallRecord:
         self.status_code = None
         self.request_id = None
         self.upstream_seconds = 0.0
+        self.admission = None  # llm_providers.limits: the call's reservation, if any
+
+    def admit(self, max_tokens) -> ProviderError | None:
+        """Switchyard's own limits (SPEC §14): reserve the call's worst case, or refuse it.
+
+        The one admission call site of the engine; `finish` settles it.
+        """
+        resolved = self.resolved
+        self.admission = limits.admit(
+            self.service.tenant_id,
+            provider=resolved.provider,
+            model=self.model,
+            messages=self.messages,
+            max_tokens=max_tokens,
+            metadata=resolved.metadata,
+        )
+        return self.admission.error if self.admission is not None else None
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
@@ -84,6 +102,7 @@ class CallRecord:
             source=resolved.source,
             usage=usage,
             raw=raw or {},
+            admission=self.admission,
         )
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
@@ -106,23 +125,29 @@ class CallRecord:
             meta["retry_after"] = error.retry_after
         if extra_metadata:
             meta.update(extra_metadata)
+        if self.admission is not None:
+            meta.update(self.admission.usage_metadata())
         if settings.LLM_LOG_PROMPTS:
             meta["prompt"] = self.messages
             if success:
                 meta["response"] = content
-        result.usage_log_id = write_usage(
-            tenant_id=self.service.tenant_id,
-            resolved=resolved,
-            model=self.model,
-            endpoint=self.endpoint,
-            success=success,
-            usage=usage,
-            cost=cost,
-            latency_ms=result.latency_ms,
-            error=error,
-            status_code=result.status_code,
-            metadata=meta,
-        )
+        try:
+            result.usage_log_id = write_usage(
+                tenant_id=self.service.tenant_id,
+                resolved=resolved,
+                model=self.model,
+                endpoint=self.endpoint,
+                success=success,
+                usage=usage,
+                cost=cost,
+                latency_ms=result.latency_ms,
+                error=error,
+                status_code=result.status_code,
+                metadata=meta,
+            )
+        finally:
+            # After the row (reconciliation counts rows); also when the INSERT failed.
+            limits.settle(self.admission, tokens=tokens.total_tokens, cost=cost)
         return result
 
 

@@ -175,6 +175,9 @@ class LLMService:
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
         if not resolved.usable:
             return ChatStream(call, None, None)
+        refused = call.admit(max_tokens)  # limits: refused before the first byte
+        if refused is not None:
+            return ChatStream(call, None, None, error=refused)
         adapter = resolved.adapter
         spec = adapter.build_stream_request(
             base_url=resolved.base_url,
@@ -259,6 +262,9 @@ class LLMService:
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         if not resolved.usable:
             return call.finish(error=resolved.error)
+        refused = call.admit(max_tokens)  # limits: reserve, or refuse without a provider call
+        if refused is not None:
+            return call.finish(error=refused)
         adapter = resolved.adapter
         spec = adapter.build_chat_request(
             base_url=resolved.base_url,

@@ -20,7 +20,7 @@ class ChatStream:
     usage row exactly once, with the text and usage received so far.
     """
 
-    def __init__(self, call: CallRecord, outcome, adapter):
+    def __init__(self, call: CallRecord, outcome, adapter, error: ProviderError | None = None):
         self._call = call
         self._adapter = adapter
         self._response = None
@@ -32,7 +32,7 @@ class ChatStream:
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
         if outcome is None:
-            self.error = call.resolved.error
+            self.error = error or call.resolved.error
         else:
             call.outcome(outcome)
             if outcome.ok:
@@ -41,6 +41,11 @@ class ChatStream:
                 self.error = outcome.error
         if self.error is not None:
             self.result = call.finish(error=self.error)
+
+    @property
+    def admission(self):
+        """The call's llm_providers.limits.Admission (x-ratelimit-* headers), or None."""
+        return self._call.admission
 
     def __iter__(self) -> Iterator[StreamDelta]:
         if self._response is None:

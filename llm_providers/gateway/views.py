@@ -20,6 +20,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
+from .. import limits
 from . import cache, wire
 from .errors import error_response, provider_error_response
 
@@ -69,6 +70,7 @@ def _server_timing(response, started: float, provider_ms: float | None) -> None:
 def chat_completions(request):
     started = time.perf_counter()
     response, provider_ms = _chat_completions(request, started)
+    _rate_limit_headers(request, response)
     if "Server-Timing" not in response:
         _server_timing(response, started, provider_ms)
     return response
@@ -80,6 +82,7 @@ def _chat_completions(request, started):
     tenant_id, denied = _authenticate(request)
     if denied is not None:
         return denied, None
+    request.llm_tenant_id = tenant_id
     try:
         chat = wire.parse_chat_request(request.body)
     except RequestDataTooBig:
@@ -100,6 +103,7 @@ def _chat_completions(request, started):
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
+    request.llm_admission = stream.admission if chat.stream else result.admission
     if not chat.stream:
         if not result.success:
             return provider_error_response(result.error), result.upstream_ms or None
@@ -118,6 +122,20 @@ def _chat_completions(request, started):
     return response, provider_ms
 
 
+def _rate_limit_headers(request, response) -> None:
+    """`x-ratelimit-*` on every answer of a tenant with request or token limits (SPEC §14)."""
+    tenant_id = getattr(request, "llm_tenant_id", None)
+    if tenant_id is None:
+        return
+    admission = getattr(request, "llm_admission", None)
+    if admission is not None and admission.counters is not None:
+        headers = admission.headers()
+    else:
+        headers = limits.headers_for_tenant(tenant_id)
+    for name, value in headers.items():
+        response[name] = value
+
+
 @csrf_exempt
 def models(request):
     started = time.perf_counter()
@@ -128,5 +146,7 @@ def models(request):
         if response is None:
             body = {"object": "list", "data": wire.model_list(tenant_id)}
             response = HttpResponse(json.dumps(body), content_type=JSON)
+            request.llm_tenant_id = tenant_id
+            _rate_limit_headers(request, response)
     _server_timing(response, started, None)
     return response

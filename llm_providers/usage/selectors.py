@@ -75,7 +75,14 @@ def provider_status_for_tenant(tenant: Tenant) -> dict:
         "error": described["error"],
         "config": config,
         "last_test": _last_test(config),
+        "limits": _limits_status(tenant.pk),
     }
+
+
+def _limits_status(tenant_id: str) -> dict | None:
+    from ..limits.status import limits_status  # limits imports usage.pricing
+
+    return limits_status(tenant_id)
 
 
 def _last_test(config: ProviderConfig | None) -> dict | None:
