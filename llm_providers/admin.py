@@ -46,7 +46,7 @@ class ProviderConfigForm(forms.ModelForm):
     class Meta:
         model = ProviderConfig
         # is_active is handled by the service (activation is atomic), hence `active`.
-        fields = ("tenant", "provider", "default_model", "base_url", "metadata")
+        fields = ("tenant", "provider", "default_model", "base_url", "fallback_order", "metadata")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,7 +94,7 @@ class ProviderConfigForm(forms.ModelForm):
         data = self.cleaned_data
         changes = {
             name: data[name]
-            for name in ("default_model", "base_url", "metadata")
+            for name in ("default_model", "base_url", "metadata", "fallback_order")
             if name in self.changed_data
         }
         if data.get("api_key"):
@@ -139,6 +139,8 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         "last_test_display",
         "test_latency_ms",
         "last_tested",
+        "fallback_order",
+        "breaker_display",
     )
     list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
     list_select_related = ("tenant",)
@@ -166,6 +168,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             )
         return (
             (None, {"fields": ("tenant", "provider", "default_model", "base_url", "active")}),
+            ("Fallback and circuit breaker", {"fields": ("fallback_order", "breaker_display")}),
             ("Key", {"fields": ("masked_key", "key_status_display", "api_key", "clear_api_key")}),
             ("Latest test or validation", {"fields": self.status_fields[2:]}),
             ("Advanced", {"fields": ("metadata",), "classes": ("collapse",)}),
@@ -175,7 +178,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         if obj is None:
             return ()
         # Moving a config to another tenant or provider is a new config.
-        return ("tenant", "provider", *self.status_fields)
+        return ("tenant", "provider", "breaker_display", *self.status_fields)
 
     # -- saving through the service ------------------------------------------------------
     def save_model(self, request, obj, form, change):
@@ -207,6 +210,17 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         llm_provider_service.delete_provider_config(config=obj)
 
     # -- columns -------------------------------------------------------------------------
+    @admin.display(description="circuit breaker")
+    def breaker_display(self, obj):
+        from .limits import breaker
+
+        state = breaker.state(str(obj.pk))
+        if state["state"] == "open":
+            return f"open (retry in {round(state['retry_in'] or 0)} s)"
+        if state["state"] == "half_open":
+            return "half-open (probing)"
+        return f"closed ({state['failures']} recent failures)" if state["failures"] else "closed"
+
     @admin.display(description="key")
     def masked_key(self, obj):
         return obj.api_key_masked or "—"

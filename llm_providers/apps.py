@@ -6,9 +6,10 @@ class LLMProvidersConfig(AppConfig):
     verbose_name = "LLM providers"
 
     def ready(self):
-        from .limits.policy import connect_signals
+        from .limits import fallback, policy
 
-        connect_signals()
+        policy.connect_signals()
+        fallback.connect_signals()
         # Serving processes only, in a background thread; see validation/startup.py.
         from .validation.startup import maybe_start_validation
 

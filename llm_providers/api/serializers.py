@@ -87,6 +87,15 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer only (DRF's also takes "3" and 3.0)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictUUIDField(serializers.UUIDField):
     """A UUID given as a JSON string (DRF's also turns integers into UUIDs)."""
 
@@ -163,6 +172,14 @@ class ProviderConfigUpdateSerializer(StrictInputSerializer):
     default_model = model_field(required=False)
     base_url = base_url_field(required=False)
     metadata = MetadataField(required=False)
+    fallback_order = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=32767,
+        help_text="Place in the tenant's fallback chain (ascending, after the active config); "
+        "null takes the config out of the chain.",
+    )
 
 
 class ProviderConfigSerializer(serializers.ModelSerializer):
@@ -188,6 +205,7 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
             "last_test_success",
             "last_error",
             "metadata",
+            "fallback_order",
             "created_at",
             "updated_at",
         ]
@@ -236,6 +254,12 @@ class LimitsStatusSerializer(serializers.Serializer):
     max_concurrent = CountLimitSerializer(allow_null=True)
 
 
+class BreakerStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["closed", "open", "half_open"])
+    failures = serializers.IntegerField(help_text="Transient failures within the window.")
+    retry_in = serializers.FloatField(allow_null=True, help_text="Seconds while open.")
+
+
 class ProviderStatusSerializer(serializers.Serializer):
     available = serializers.BooleanField()
     source = serializers.ChoiceField(choices=["config", "environment", "none"])
@@ -249,6 +273,9 @@ class ProviderStatusSerializer(serializers.Serializer):
     last_test = LastTestSerializer(allow_null=True)
     limits = LimitsStatusSerializer(
         allow_null=True, help_text="Null when the operator set no limits for the tenant."
+    )
+    breaker = BreakerStateSerializer(
+        allow_null=True, help_text="The circuit breaker of the config calls go to."
     )
 
 

@@ -54,7 +54,8 @@ def provider_config_test(
     """
     if config is None:
         config = services.llm_provider_service.get_active_config(tenant.pk)
-    llm = LLMService(tenant.pk, config=_for_testing(config) if config else None)
+    # Limits apply to a test; fallbacks do not: a test tests one config.
+    llm = LLMService(tenant.pk, config=_for_testing(config) if config else None, fallbacks=False)
     result = llm.generate_completion(prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST)
     if result.error is not None and result.error.type in OWN_LIMIT_ERRORS:
         return ConnectionTestOutcome(

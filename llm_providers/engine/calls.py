@@ -6,7 +6,8 @@ import time
 from django.conf import settings
 
 from .. import limits
-from ..errors import ProviderError
+from ..errors import ErrorType, ProviderError
+from ..limits import breaker
 from ..providers.base import TokenUsage
 from ..transport.send import HttpResult
 from ..usage.pricing import ZERO, cost_usd
@@ -32,13 +33,27 @@ class CallRecord:
         self.request_id = None
         self.upstream_seconds = 0.0
         self.admission = None  # llm_providers.limits: the call's reservation, if any
+        self.breaker_key = None  # the config whose circuit breaker counts this attempt
 
     def admit(self, max_tokens) -> ProviderError | None:
         """Switchyard's own limits (SPEC §14): reserve the call's worst case, or refuse it.
 
-        The one admission call site of the engine; `finish` settles it.
+        The one admission call site of the engine; `finish` settles it. The config's
+        circuit breaker is asked first: an open breaker skips the config (no provider call,
+        no reservation).
         """
         resolved = self.resolved
+        key = breaker.breaker_key(resolved)
+        allowed, wait = breaker.allow(key)
+        if not allowed:
+            return ProviderError(
+                ErrorType.OVERLOADED,
+                "The provider config's circuit breaker is open after repeated failures; "
+                f"retry in {max(1, round(wait or 1))} s.",
+                status_code=503,
+                retry_after=wait,
+            )
+        self.breaker_key = key
         self.admission = limits.admit(
             self.service.tenant_id,
             provider=resolved.provider,
@@ -106,13 +121,15 @@ class CallRecord:
         )
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
+        breaker.record(self.breaker_key, error.type if error is not None else None)
         if not resolved.tenant_exists:
             return result
         meta = dict(self.metadata or {})
         meta["attempts"] = self.attempts
         meta["source"] = resolved.source
         if self.request_id:
-            meta["request_id"] = self.request_id
+            # With a fallback chain, request_id is the logical call's (limits.fallback).
+            meta["provider_request_id" if "request_id" in meta else "request_id"] = self.request_id
         if finish_reason:
             meta["finish_reason"] = finish_reason
         if provider_finish_reason and provider_finish_reason != finish_reason:

@@ -29,6 +29,7 @@ from typing import Any
 from tenants.models import Tenant
 
 from ..errors import ErrorType, ProviderError
+from ..limits import fallback
 from ..models import Endpoint, ProviderConfig
 from ..providers.base import BadResponse, parse_json
 from ..redaction import register_secret
@@ -45,7 +46,9 @@ from .streaming import ChatStream
 class LLMService:
     """Completions for one tenant through its active config (or the environment fallback)."""
 
-    def __init__(self, tenant_id: str, *, config: ProviderConfig | None = None):
+    def __init__(
+        self, tenant_id: str, *, config: ProviderConfig | None = None, fallbacks: bool = True
+    ):
         if isinstance(tenant_id, Tenant):
             tenant_id = tenant_id.pk
         if not isinstance(tenant_id, str) or not tenant_id:
@@ -54,6 +57,8 @@ class LLMService:
             raise ValueError("config belongs to another tenant.")
         self.tenant_id = tenant_id
         self._forced_config = config
+        # False: calls stay on this one config (the connection test tests one config).
+        self._fallbacks = fallbacks
         self._resolved: ResolvedConfig | None = None
 
     # -- configuration ---------------------------------------------------------------
@@ -170,8 +175,21 @@ class LLMService:
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
         check_common(model, temperature, endpoint, metadata)
-        started = time.perf_counter()
         resolved = self.resolve()
+        chain = fallback.Chain(
+            self.tenant_id, resolved, forced=not self._fallbacks, metadata=metadata
+        )
+        args = (messages, max_tokens, model, temperature, endpoint, extra)
+        stream = self._start_stream(resolved, *args, chain.metadata())
+        # Fallbacks only before the first byte: a stream that started is returned as it is.
+        while (after := chain.next(stream.error)) is not None:
+            stream = self._start_stream(after, *args[:2], None, *args[3:], chain.metadata())
+        return stream
+
+    def _start_stream(
+        self, resolved, messages, max_tokens, model, temperature, endpoint, extra, metadata
+    ) -> ChatStream:
+        started = time.perf_counter()
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
         if not resolved.usable:
             return ChatStream(call, None, None)
@@ -257,8 +275,26 @@ class LLMService:
     # -- internals ---------------------------------------------------------------------
     def _complete(self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra):
         check_common(model, temperature, endpoint, metadata)
-        started = time.perf_counter()
         resolved = self.resolve()
+        chain = fallback.Chain(
+            self.tenant_id, resolved, forced=not self._fallbacks, metadata=metadata
+        )
+        kwargs = dict(max_tokens=max_tokens, temperature=temperature, endpoint=endpoint)
+        result = self._complete_with(
+            resolved, messages, model=model, metadata=chain.metadata(), extra=extra, **kwargs
+        )
+        # A transient failure moves on to the next config of the tenant's chain, if any;
+        # that config's own default model serves (the request's model is the first's).
+        while (after := chain.next(result.error)) is not None:
+            result = self._complete_with(
+                after, messages, model=None, metadata=chain.metadata(), extra=extra, **kwargs
+            )
+        return result
+
+    def _complete_with(
+        self, resolved, messages, *, max_tokens, model, temperature, endpoint, metadata, extra
+    ):
+        started = time.perf_counter()
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         if not resolved.usable:
             return call.finish(error=resolved.error)

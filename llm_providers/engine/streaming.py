@@ -43,6 +43,11 @@ class ChatStream:
             self.result = call.finish(error=self.error)
 
     @property
+    def provider(self) -> str:
+        """The provider this stream's config calls (after any fallback)."""
+        return self._call.resolved.provider
+
+    @property
     def admission(self):
         """The call's llm_providers.limits.Admission (x-ratelimit-* headers), or None."""
         return self._call.admission

@@ -108,7 +108,9 @@ def _chat_completions(request, started):
         if not result.success:
             return provider_error_response(result.error), result.upstream_ms or None
         body = json.dumps(wire.completion_body(result), separators=(",", ":"))
-        return HttpResponse(body, content_type=JSON), result.upstream_ms
+        response = HttpResponse(body, content_type=JSON)
+        response["x-switchyard-provider"] = result.provider  # who served (fallbacks)
+        return response, result.upstream_ms
 
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
@@ -117,6 +119,7 @@ def _chat_completions(request, started):
         wire.sse_events(stream, chat, model), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
+    response["x-switchyard-provider"] = stream.provider
     response["X-Accel-Buffering"] = "no"  # nginx in front must not hold the chunks back
     _server_timing(response, started, provider_ms)
     return response, provider_ms

@@ -76,7 +76,15 @@ def provider_status_for_tenant(tenant: Tenant) -> dict:
         "config": config,
         "last_test": _last_test(config),
         "limits": _limits_status(tenant.pk),
+        "breaker": _breaker_state(resolved),
     }
+
+
+def _breaker_state(resolved) -> dict | None:
+    from ..limits import breaker
+
+    key = breaker.breaker_key(resolved)
+    return breaker.state(key) if key is not None else None
 
 
 def _limits_status(tenant_id: str) -> dict | None:
