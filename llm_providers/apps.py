@@ -6,10 +6,9 @@ class LLMProvidersConfig(AppConfig):
     verbose_name = "LLM providers"
 
     def ready(self):
-        from .limits import fallback, policy
+        from .limits import policy
 
         policy.connect_signals()
-        fallback.connect_signals()
         # Serving processes only, in a background thread; see validation/startup.py.
         from .validation.startup import maybe_start_validation
 

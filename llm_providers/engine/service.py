@@ -10,7 +10,8 @@ gets a `configuration` error (and its row).
 
 Provider trouble is returned as `success=False` with a normalised `ProviderError`;
 programming errors (an empty prompt, max_tokens <= 0, an unknown endpoint…) raise
-ValueError. The hot path is one SELECT (the config, with its tenant) and one INSERT.
+ValueError. The hot path is one SELECT (the config, with its tenant) and one INSERT (plus,
+once per tenant per LLM_LIMITS_CACHE_SECONDS and process, its limits; llm_providers.limits).
 
 A config's `metadata` may hold (all optional):
     {"timeout": 30,            # read timeout in seconds (default LLM_REQUEST_TIMEOUT)

@@ -185,10 +185,16 @@ def admit(
     try:
         _reserve(admission, limits, provider, model, messages, max_tokens, metadata)
     except Exception:
-        if admission.local_slot:
-            _release_local_slot(tenant_id)
-            admission.local_slot = False
-        raise
+        # Fail closed: a tenant with limits is never served unlimited because the
+        # backend (database or Redis) is unreachable.
+        logger.exception("limits backend failed; refusing the call of tenant %s", tenant_id)
+        admission.hold_id = None
+        admission.limit = "backend"
+        admission.error = ProviderError(
+            ErrorType.CONFIGURATION,
+            "The tenant's limits cannot be checked right now (the limits backend is "
+            "unavailable); the call was not made.",
+        )
     if admission.error is not None and admission.local_slot:
         _release_local_slot(tenant_id)
         admission.local_slot = False

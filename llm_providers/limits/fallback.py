@@ -1,8 +1,10 @@
 """Fallbacks across a tenant's configs (SPEC §14): the active config first, then the chain.
 
 The chain is the tenant's configs with a `fallback_order` (ascending; null keeps a config
-out), kept per process for LLM_LIMITS_CACHE_SECONDS and cleared when a config is saved
-or deleted. A call moves on only after a transient failure (connection, timeout,
+out). Whether a tenant has one is part of its cached policy (policy.tenant_policy: one
+lookup per LLM_LIMITS_CACHE_SECONDS per process, cleared when a config is saved or
+deleted); the chain itself is read only when a call falls back. A call moves on only
+after a transient failure (connection, timeout,
 server_error, overloaded, the provider's rate_limit; an open circuit breaker counts as
 overloaded): never after invalid_request, authentication, permission, not_found, a
 content refusal or Switchyard's own limits, and never once a stream's first byte went to
@@ -12,26 +14,14 @@ from the second on, `fallback_from` (the config whose failure led to it); the pr
 own id is then `provider_request_id`.
 """
 
-import threading
-import time
 import uuid
 
-from django.conf import settings
-from django.db.models.signals import post_delete, post_save
-
 from .breaker import TRANSIENT
-
-_cache: dict[str, tuple[float, list]] = {}
-_lock = threading.Lock()
+from .policy import tenant_policy
 
 
 def chain_configs(tenant_id: str) -> list:
-    """The tenant's fallback configs in order (with their tenant), cached per process."""
-    ttl = float(settings.LLM_LIMITS_CACHE_SECONDS)
-    hit = _cache.get(tenant_id) if ttl > 0 else None
-    now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    """The tenant's fallback configs in order (with their tenant): read when falling back."""
     from ..models import ProviderConfig
 
     configs = list(
@@ -41,37 +31,22 @@ def chain_configs(tenant_id: str) -> list:
     )
     for config in configs:
         config.tenant_is_active = config.tenant.is_active
-    if ttl > 0:
-        with _lock:
-            if len(_cache) > 10_000:
-                _cache.clear()
-            _cache[tenant_id] = (now + ttl, configs)
     return configs
-
-
-def forget(*args, **kwargs) -> None:
-    with _lock:
-        _cache.clear()
-
-
-def connect_signals() -> None:
-    from ..models import ProviderConfig
-
-    post_save.connect(forget, sender=ProviderConfig, dispatch_uid="llm-fallback-save")
-    post_delete.connect(forget, sender=ProviderConfig, dispatch_uid="llm-fallback-delete")
 
 
 class Chain:
     """The attempts of one logical call: `metadata()` for each, `next(error)` to move on."""
 
     def __init__(self, tenant_id: str, first, *, forced: bool, metadata: dict | None):
+        self.tenant_id = tenant_id
         self.base = metadata
-        self.forced = forced
-        self.configs = [] if forced else chain_configs(tenant_id)
-        first_id = first.config.pk if first.config is not None else None
-        self.remaining = [c for c in self.configs if c.pk != first_id]
-        self.request_id = uuid.uuid4().hex if self.configs else None
-        self.current = first_id
+        # Whether the tenant has a chain comes with its limits (one cached lookup); the
+        # chain itself is read only when a call falls back.
+        self.active = not forced and first.tenant_exists and tenant_policy(tenant_id).has_chain
+        self.first_id = first.config.pk if first.config is not None else None
+        self.remaining = None
+        self.request_id = uuid.uuid4().hex if self.active else None
+        self.current = self.first_id
         self.fallback_from = None
 
     def metadata(self) -> dict | None:
@@ -85,10 +60,12 @@ class Chain:
 
     def next(self, error):
         """The next usable config's ResolvedConfig after `error`, or None: stop here."""
-        if error is None or error.type not in TRANSIENT or self.forced:
+        if error is None or error.type not in TRANSIENT or not self.active:
             return None
         from ..engine.resolution import _from_config
 
+        if self.remaining is None:
+            self.remaining = [c for c in chain_configs(self.tenant_id) if c.pk != self.first_id]
         while self.remaining:
             config = self.remaining.pop(0)
             resolved = _from_config(config)

@@ -146,35 +146,71 @@ def reserved_completion_tokens(max_tokens: int | None, metadata: dict | None) ->
 # --- The limits row, cached per process ----------------------------------------------------
 
 _MISSING = object()
-_cache: dict[str, tuple[float, Limits | None]] = {}
+_cache: dict[str, tuple[float, "TenantPolicy"]] = {}
 _cache_lock = threading.Lock()
 MAX_CACHED = 10_000
 
 
-def limits_for(tenant_id: str) -> Limits | None:
-    """The tenant's limits (None: no limit set), read at most every LLM_LIMITS_CACHE_SECONDS.
+@dataclass(frozen=True)
+class TenantPolicy:
+    limits: Limits | None  # None: no limit set
+    has_chain: bool  # some config of the tenant has a fallback_order
 
-    Tenants without limits are the common case: their answer is cached too, so a call of
-    such a tenant costs a dict lookup, no query. A save or delete of a limits row clears
-    the entry in the process that made it; other processes follow within the TTL.
+
+NO_POLICY = TenantPolicy(None, False)
+
+
+def tenant_policy(tenant_id: str) -> TenantPolicy:
+    """The tenant's limits and whether it has a fallback chain: one query, cached per process.
+
+    Read at most every LLM_LIMITS_CACHE_SECONDS. Tenants without limits are the common
+    case: their answer is cached too, so a call of such a tenant costs a dict lookup, no
+    query. A save or delete of its limits row or of one of its configs clears the entry
+    in the process that made it; other processes follow within the TTL.
     """
     ttl = float(settings.LLM_LIMITS_CACHE_SECONDS)
     hit = _cache.get(tenant_id, _MISSING) if ttl > 0 else _MISSING
     monotonic = time.monotonic()
     if hit is not _MISSING and hit[0] > monotonic:
         return hit[1]
-    from ..models import TenantLLMLimits
-
-    row = TenantLLMLimits.objects.filter(tenant_id=tenant_id).first()
-    limits = Limits.from_row(row) if row is not None else None
-    if limits is not None and not limits.any:
-        limits = None
+    policy = _load(tenant_id)
     if ttl > 0:
         with _cache_lock:
             if len(_cache) >= MAX_CACHED:
                 _cache.clear()
-            _cache[tenant_id] = (monotonic + ttl, limits)
-    return limits
+            _cache[tenant_id] = (monotonic + ttl, policy)
+    return policy
+
+
+def _load(tenant_id: str) -> TenantPolicy:
+    from django.db.models import Exists, OuterRef
+
+    from tenants.models import Tenant
+
+    from ..models import ProviderConfig, TenantLLMLimits
+
+    chain = ProviderConfig.objects.filter(tenant=OuterRef("pk"), fallback_order__isnull=False)
+    row = (
+        Tenant.objects.filter(pk=tenant_id)
+        .annotate(has_chain=Exists(chain))
+        .select_related("llm_limits")
+        .only("pk", "llm_limits")
+        .first()
+    )
+    if row is None:
+        return NO_POLICY
+    try:
+        limits = Limits.from_row(row.llm_limits)
+    except TenantLLMLimits.DoesNotExist:
+        limits = None
+    if limits is not None and not limits.any:
+        limits = None
+    return TenantPolicy(limits, bool(row.has_chain))
+
+
+def limits_for(tenant_id: str) -> Limits | None:
+    """The tenant's limits (None: no limit set); see tenant_policy."""
+    return tenant_policy(tenant_id).limits
 
 
 def forget(tenant_id: str | None = None) -> None:
@@ -190,7 +226,8 @@ def _on_change(sender, instance, **kwargs) -> None:
 
 
 def connect_signals() -> None:
-    from ..models import TenantLLMLimits
+    from ..models import ProviderConfig, TenantLLMLimits
 
-    post_save.connect(_on_change, sender=TenantLLMLimits, dispatch_uid="llm-limits-save")
-    post_delete.connect(_on_change, sender=TenantLLMLimits, dispatch_uid="llm-limits-delete")
+    for model in (TenantLLMLimits, ProviderConfig):
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"llm-policy-save-{model}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"llm-policy-del-{model}")

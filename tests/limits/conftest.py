@@ -227,6 +227,8 @@ class Workers:
             out, err = process.communicate(timeout=timeout)
             assert process.returncode == 0, f"worker failed: {err}"
             lines += [json.loads(line) for line in out.splitlines() if line.strip()]
+        crashed = [line["exception"] for line in lines if "exception" in line]
+        assert not crashed, crashed[0]
         return lines
 
     def stop(self) -> None:

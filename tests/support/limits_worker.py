@@ -47,6 +47,16 @@ def main() -> None:
         return
 
     def run(count: int) -> None:
+        try:
+            calls(count)
+        except Exception as exc:  # reported to the test, which fails on it
+            import traceback
+
+            with lock:
+                print(json.dumps({"exception": traceback.format_exc()}), flush=True)
+            raise SystemExit(1) from exc
+
+    def calls(count: int) -> None:
         service = LLMService(tenant_id)
         for _ in range(count):
             before = clock.now()
