@@ -39,6 +39,9 @@ def fake_clock():
 
 @pytest.fixture(autouse=True)
 def _fresh_limits():
+    from django.core.cache import cache
+
+    cache.clear()  # breaker states and the list of tripped breakers
     policy.forget()
     backends.reset()
     yield

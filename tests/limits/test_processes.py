@@ -112,3 +112,47 @@ def test_a_killed_process_hold_is_released_after_its_expiry(
     assert admission.admitted
     limits.settle(admission)
     assert get_backend().counters(tenant.pk, windows(fake_clock.now)).inflight == 0
+
+
+def test_breaker_opened_in_one_process_is_respected_by_others_and_fallback_serves(
+    tenant, upstream, httpserver, workers, cache_url, backend_name, settings, tmp_path
+):
+    from tests.factories import ProviderConfigFactory
+
+    httpserver.expect_request("/v1/chat/completions").respond_with_json(
+        {"error": {"message": "down"}}, status=500
+    )
+    failing = ProviderConfigFactory(
+        tenant=tenant, provider="local", base_url=httpserver.url_for("/v1"), api_key=""
+    )
+    spare = ProviderConfigFactory(
+        tenant=tenant,
+        provider="local",
+        base_url=upstream.base_url,
+        api_key="",
+        is_active=False,
+        fallback_order=1,
+    )
+    shared_cache = cache_url or f"filecache://{tmp_path / 'cache'}"
+    pool = workers(cache_url=shared_cache, LLM_BREAKER_FAILURES=5, LLM_BREAKER_COOLDOWN=300)
+    first = pool.start({"mode": "calls", "tenant": tenant.pk, "calls": 5})
+    pool.go(first)
+    assert all(r["success"] for r in pool.results(first))  # each served by the fallback
+    assert len(httpserver.log) == 5
+    # Another process: the failing config is skipped without a request, the spare serves.
+    second = pool.start({"mode": "calls", "tenant": tenant.pk, "calls": 3})
+    pool.go(second)
+    assert all(r["success"] for r in pool.results(second))
+    assert len(httpserver.log) == 5
+    rows = list(UsageLog.objects.filter(tenant=tenant).order_by("id"))
+    assert len(rows) == 16  # 5 × (failure + fallback), 3 × (skipped + fallback)
+    skipped = [r for r in rows[10:] if r.provider_config_id == failing.pk]
+    assert [r.error_type for r in skipped] == [ErrorType.OVERLOADED] * 3
+    assert all(r.provider_config_id == spare.pk for r in rows[11::2])
+    # This process sees the same state through the shared cache.
+    import environ
+
+    settings.CACHES = {"default": environ.Env.cache_url_config(shared_cache)}
+    from llm_providers.limits import breaker
+
+    assert breaker.state(str(failing.pk))["state"] == "open"

@@ -169,3 +169,38 @@ def test_a_build_refused_by_the_limits_fails_with_the_error_and_keeps_its_steps(
     ]
     assert build.steps.get(name="review").usage_log.error_type == "rate_limited"
     assert UsageLog.objects.filter(tenant=tenant).count() == 2
+
+
+def test_admin_config_page_edits_fallback_order_and_shows_the_breaker(admin_client, priced_config):
+    url = reverse("admin:llm_providers_providerconfig_change", args=[priced_config.pk])
+    html = admin_client.get(url).content.decode()
+    assert 'name="fallback_order"' in html
+    assert "circuit breaker" in html.lower()
+    response = admin_client.post(
+        url,
+        {
+            "default_model": priced_config.default_model,
+            "base_url": priced_config.base_url,
+            "active": "on",
+            "fallback_order": "2",
+            "metadata": json.dumps(priced_config.metadata),
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    priced_config.refresh_from_db()
+    assert priced_config.fallback_order == 2
+    listing = admin_client.get(reverse("admin:llm_providers_providerconfig_changelist"))
+    assert "closed" in listing.content.decode()
+
+
+def test_healthz_counts_open_breakers(client, priced_config, fake_clock, settings):
+    from llm_providers.limits import breaker
+
+    settings.LLM_BREAKER_FAILURES = 1
+    assert client.get("/healthz").json()["checks"]["breakers"] == {"open": 0, "half_open": 0}
+    breaker.record(str(priced_config.pk), "server_error")
+    assert client.get("/healthz").json()["checks"]["breakers"] == {"open": 1, "half_open": 0}
+    fake_clock.now += settings.LLM_BREAKER_COOLDOWN + 1
+    assert client.get("/healthz").json()["checks"]["breakers"] == {"open": 0, "half_open": 1}
+    breaker.record(str(priced_config.pk), None)
+    assert client.get("/healthz").json()["checks"]["breakers"] == {"open": 0, "half_open": 0}
