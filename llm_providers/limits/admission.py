@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -62,6 +63,7 @@ class Admission:
     local_slot: bool = False
     settled: bool = False
     backend: object = field(default=None, repr=False)
+    finalizer: object = field(default=None, repr=False, compare=False)
 
     @property
     def admitted(self) -> bool:
@@ -198,8 +200,34 @@ def admit(
     if admission.error is not None and admission.local_slot:
         _release_local_slot(tenant_id)
         admission.local_slot = False
+    _guard(admission)
     _maybe_schedule_reconciliation()
     return admission
+
+
+def _guard(admission: Admission) -> None:
+    """Release the slot and hold of an admission dropped without settle (an exception
+    between admit and the call's end): when it is garbage-collected, not at hold expiry."""
+    if admission.error is not None or not (admission.local_slot or admission.hold_id):
+        return
+    admission.finalizer = weakref.finalize(
+        admission,
+        _abandoned,
+        admission.tenant_id,
+        admission.local_slot,
+        admission.backend if admission.hold_id is not None else None,
+        admission.hold_id,
+    )
+
+
+def _abandoned(tenant_id, local_slot, backend, hold_id) -> None:
+    if local_slot:
+        _release_local_slot(tenant_id)
+    if backend is not None:
+        try:
+            backend.settle(tenant_id, hold_id, 0, 0, windows(clock.now()))
+        except Exception:
+            logger.warning("could not release an abandoned hold of tenant %s", tenant_id)
 
 
 def _reserve(admission, limits, provider, model, messages, max_tokens, metadata) -> None:
@@ -356,6 +384,8 @@ def settle(admission: Admission | None, *, tokens: int = 0, cost: Decimal | None
     if admission is None or admission.settled:
         return
     admission.settled = True
+    if admission.finalizer is not None:
+        admission.finalizer.detach()
     if admission.local_slot:
         _release_local_slot(admission.tenant_id)
     if admission.hold_id is None or admission.backend is None:

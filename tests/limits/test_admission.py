@@ -202,3 +202,28 @@ def test_stream_is_refused_before_the_first_byte(tenant, priced_config, upstream
     assert list(stream) == []
     assert stream.result.usage_log_id is not None
     assert len(upstream.kinds()) == 1
+
+
+def test_a_call_that_raises_after_admission_releases_its_slot_and_hold(
+    tenant, upstream, fake_clock, settings, backend_name
+):
+    """An Anthropic config refuses an unknown message role with ValueError after admission."""
+    from tests.factories import ProviderConfigFactory
+
+    settings.LLM_DEFAULT_MAX_CONCURRENT = 1
+    ProviderConfigFactory(
+        tenant=tenant,
+        provider="anthropic",
+        default_model="claude-sonnet-4-5",
+        api_key="k" * 20,
+        metadata={"pricing": {"input_per_mtok": "1", "output_per_mtok": "1"}},
+    )
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            LLMService(tenant.pk).chat([{"role": "wizard", "content": "hi"}], max_tokens=5)
+    set_limits(tenant, max_concurrent=1, usd_per_day=Decimal("1"))
+    for _ in range(3):
+        with pytest.raises(ValueError):
+            LLMService(tenant.pk).chat([{"role": "wizard", "content": "hi"}], max_tokens=5)
+    assert counters(tenant).inflight == 0
+    assert counters(tenant).day_cost == 0
