@@ -43,6 +43,11 @@ class ChatStream:
             self.result = call.finish(error=self.error)
 
     @property
+    def model(self) -> str:
+        """The model this stream asked for (the request's, or its config's default)."""
+        return self._call.model
+
+    @property
     def provider(self) -> str:
         """The provider this stream's config calls (after any fallback)."""
         return self._call.resolved.provider

@@ -114,7 +114,7 @@ def _chat_completions(request, started):
 
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
-    model = chat.model or service.resolve().model
+    model = stream.model  # the attempt that streams (after any fallback)
     response = StreamingHttpResponse(
         wire.sse_events(stream, chat, model), content_type="text/event-stream"
     )

@@ -196,3 +196,29 @@ def test_fallback_order_is_editable_through_the_api(tenant_client, two_configs):
     assert tenant_client.patch(url, {"fallback_order": -1}, format="json").status_code == 400
     response = tenant_client.patch(url, {"fallback_order": None}, format="json")
     assert response.json()["fallback_order"] is None
+
+
+def test_v1_stream_falls_back_before_the_first_byte_and_names_the_serving_model(
+    client, api_key, tenant, two_configs, httpserver
+):
+    answer(httpserver, "a", status=503, body={"error": {"message": "busy"}})
+    httpserver.expect_request("/b/v1/chat/completions").respond_with_response(
+        Response(SSE_OK, mimetype="text/event-stream")
+    )
+    response = client.post(
+        "/v1/chat/completions",
+        json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream": True}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_key.plain_key}",
+    )
+    assert response.status_code == 200 and response["x-switchyard-provider"] == "local"
+    events = [
+        json.loads(line[6:])
+        for line in b"".join(response.streaming_content).decode().splitlines()
+        if line.startswith("data: {")
+    ]
+    assert events and {e["model"] for e in events} == {"model-b"}
+    assert [r.provider_config_id for r in rows(tenant)] == [
+        two_configs["a"].pk,
+        two_configs["b"].pk,
+    ]
