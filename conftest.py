@@ -55,3 +55,14 @@ def keep_signal_handlers():
     yield
     for sig, handler in saved.items():
         signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_llm_policy_cache():
+    """Tenant ids repeat across tests and rolled-back rows send no signals: forget each
+    process-wide per-tenant limits entry (llm_providers.limits.policy) between tests."""
+    from llm_providers.limits import policy
+
+    policy.forget()
+    yield
+    policy.forget()

@@ -324,3 +324,24 @@ SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", default=3
 # Tasks (builds) one `manage.py db_worker` process runs at once, each in its own thread and
 # with its own database connection (they wait on providers nearly all the time).
 TASK_THREADS = env.int("TASK_THREADS", default=8)
+
+# --- Limits, fallbacks, circuit breakers (SPEC §14, llm_providers/limits) -------------
+# Where admission counters live: "database" (the default database, atomic UPDATEs),
+# "redis" (the cache's Redis, Lua scripts), or "auto": redis when CACHE_URL is redis://.
+LLM_LIMITS_BACKEND = env.str("LLM_LIMITS_BACKEND", default="auto")
+# Each process keeps a tenant's limits row this long (0: read it on every call).
+LLM_LIMITS_CACHE_SECONDS = env.float("LLM_LIMITS_CACHE_SECONDS", default=5.0)
+# A reservation not settled within this many seconds (its process died) is released.
+LLM_LIMITS_HOLD_SECONDS = env.float("LLM_LIMITS_HOLD_SECONDS", default=600.0)
+# Worst-case answer length reserved for a call that sets no max_tokens.
+LLM_LIMITS_DEFAULT_MAX_TOKENS = env.int("LLM_LIMITS_DEFAULT_MAX_TOKENS", default=4096)
+# Counters are rebuilt from the usage rows at most this often (0: only by the command).
+LLM_LIMITS_RECONCILE_SECONDS = env.float("LLM_LIMITS_RECONCILE_SECONDS", default=300.0)
+# Concurrent calls per tenant *per process* for tenants without their own max_concurrent
+# (in memory, no query; 0 turns it off).
+LLM_DEFAULT_MAX_CONCURRENT = env.int("LLM_DEFAULT_MAX_CONCURRENT", default=8)
+# Circuit breaker per provider config: open after this many transient failures within
+# the window (seconds), skip the config for the cooldown (seconds), then one probe.
+LLM_BREAKER_FAILURES = env.int("LLM_BREAKER_FAILURES", default=5)
+LLM_BREAKER_WINDOW = env.float("LLM_BREAKER_WINDOW", default=60.0)
+LLM_BREAKER_COOLDOWN = env.float("LLM_BREAKER_COOLDOWN", default=30.0)

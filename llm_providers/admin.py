@@ -10,11 +10,12 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from tenants import get_tenant_model
 from tenants.admin import TenantSearchMixin
 
 from .configs.services import llm_provider_service
 from .configs.testing import provider_configs_test
-from .models import Endpoint, KeyStatus, ProviderConfig, UsageLog
+from .models import Endpoint, KeyStatus, ProviderConfig, TenantLLMLimits, UsageLog
 from .usage.dashboard import DashboardFilterForm, usage_dashboard
 from .validation.report import check_status
 from .validation.runner import validate_provider_configs
@@ -48,7 +49,7 @@ class ProviderConfigForm(forms.ModelForm):
     class Meta:
         model = ProviderConfig
         # is_active is handled by the service (activation is atomic), hence `active`.
-        fields = ("tenant", "provider", "default_model", "base_url", "metadata")
+        fields = ("tenant", "provider", "default_model", "base_url", "fallback_order", "metadata")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -96,7 +97,7 @@ class ProviderConfigForm(forms.ModelForm):
         data = self.cleaned_data
         changes = {
             name: data[name]
-            for name in ("default_model", "base_url", "metadata")
+            for name in ("default_model", "base_url", "metadata", "fallback_order")
             if name in self.changed_data
         }
         if data.get("api_key"):
@@ -141,6 +142,8 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
         "last_test_display",
         "test_latency_ms",
         "last_tested",
+        "fallback_order",
+        "breaker_display",
     )
     list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
     list_select_related = ("tenant",)
@@ -168,6 +171,7 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
             )
         return (
             (None, {"fields": ("tenant", "provider", "default_model", "base_url", "active")}),
+            ("Fallback and circuit breaker", {"fields": ("fallback_order", "breaker_display")}),
             ("Key", {"fields": ("masked_key", "key_status_display", "api_key", "clear_api_key")}),
             ("Latest test or validation", {"fields": self.status_fields[2:]}),
             ("Advanced", {"fields": ("metadata",), "classes": ("collapse",)}),
@@ -177,7 +181,7 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
         if obj is None:
             return ()
         # Moving a config to another tenant or provider is a new config.
-        return ("tenant", "provider", *self.status_fields)
+        return ("tenant", "provider", "breaker_display", *self.status_fields)
 
     # -- saving through the service ------------------------------------------------------
     def save_model(self, request, obj, form, change):
@@ -213,6 +217,17 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
             llm_provider_service.delete_provider_config(config=config)
 
     # -- columns -------------------------------------------------------------------------
+    @admin.display(description="circuit breaker")
+    def breaker_display(self, obj):
+        from .limits import breaker
+
+        state = breaker.state(str(obj.pk))
+        if state["state"] == "open":
+            return f"open (retry in {round(state['retry_in'] or 0)} s)"
+        if state["state"] == "half_open":
+            return "half-open (probing)"
+        return f"closed ({state['failures']} recent failures)" if state["failures"] else "closed"
+
     @admin.display(description="key")
     def masked_key(self, obj):
         return obj.api_key_masked or "—"
@@ -366,3 +381,48 @@ class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
             "changelist_url": reverse("admin:llm_providers_usagelog_changelist"),
         }
         return TemplateResponse(request, "admin/llm_providers/usagelog/dashboard.html", context)
+
+
+# --- Limits on the tenant's page (SPEC §14) -----------------------------------------------
+# tenants must not import llm_providers, so the inline is added to the tenant admin here.
+
+
+class TenantLLMLimitsInline(admin.StackedInline):
+    model = TenantLLMLimits
+    can_delete = True
+    max_num = 1
+    extra = 0
+    verbose_name = "LLM limits"
+    verbose_name_plural = "LLM limits (empty = no limit; enforced across all processes)"
+    fields = (
+        "requests_per_minute",
+        "tokens_per_minute",
+        "usd_per_day",
+        "usd_per_month",
+        "max_concurrent",
+        "usage_now",
+    )
+    readonly_fields = ("usage_now",)
+
+    @admin.display(description="Used now (incl. calls in flight)")
+    def usage_now(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        from .limits.status import limits_status
+
+        status = limits_status(obj.tenant_id) or {}
+        lines = [
+            f"{name}: {entry['used']} of {entry['limit']}"
+            for name, entry in status.items()
+            if entry is not None
+        ]
+        return "; ".join(lines) or "-"
+
+
+def _add_limits_inline() -> None:
+    tenant_admin = admin.site._registry.get(get_tenant_model())
+    if tenant_admin is not None and TenantLLMLimitsInline not in tenant_admin.inlines:
+        tenant_admin.inlines = [*tenant_admin.inlines, TenantLLMLimitsInline]
+
+
+_add_limits_inline()

@@ -17,7 +17,9 @@ class LLMProvidersConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the settings checks)
+        from .limits import policy
 
+        policy.connect_signals()
         # Serving processes only, in a background thread; see validation/startup.py.
         from .validation.startup import maybe_start_validation
 

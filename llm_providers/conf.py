@@ -11,9 +11,10 @@ DEFAULTS = {
     "LLM_MAX_RETRIES": 2,
     "LLM_VALIDATE_ON_STARTUP": True,
     "LLM_VALIDATION_MODE": "models",
-    # Loopback is allowed so that local model servers work; link-local and metadata
-    # addresses are never allowed whatever this says.
-    "LLM_BASE_URL_ALLOWLIST": ["127.0.0.0/8", "::1/128"],
+    # No private address until the operator names one (the reference quick start's .env
+    # allows loopback for local model servers); link-local and metadata addresses are never
+    # allowed whatever this says.
+    "LLM_BASE_URL_ALLOWLIST": [],
     "LLM_DEFAULT_PROVIDER": "",
     "LLM_DEFAULT_MODEL": "",
     "LLM_DEFAULT_BASE_URL": "",
@@ -28,4 +29,15 @@ DEFAULTS = {
     "LLM_USAGE_ASYNC_COMMIT": False,
     # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
     "LLM_TEST_THROTTLE_RATE": "10/min",
+    "LLM_USAGE_RETENTION_DAYS": None,
+    # Limits, fallbacks, circuit breakers (SPEC §14; README "Limits, fallbacks and breakers").
+    "LLM_LIMITS_BACKEND": "auto",
+    "LLM_LIMITS_CACHE_SECONDS": 5.0,
+    "LLM_LIMITS_HOLD_SECONDS": 600.0,
+    "LLM_LIMITS_DEFAULT_MAX_TOKENS": 4096,
+    "LLM_LIMITS_RECONCILE_SECONDS": 300.0,
+    "LLM_DEFAULT_MAX_CONCURRENT": 8,
+    "LLM_BREAKER_FAILURES": 5,
+    "LLM_BREAKER_WINDOW": 60.0,
+    "LLM_BREAKER_COOLDOWN": 30.0,
 }

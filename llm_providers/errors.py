@@ -21,6 +21,13 @@ class ErrorType(StrEnum):
     OVERLOADED = "overloaded"
     BAD_RESPONSE = "bad_response"
     CONFIGURATION = "configuration"
+    # Switchyard's own limits (SPEC §14), decided before any provider call; status 429.
+    RATE_LIMITED = "rate_limited"  # a request, token or concurrency limit
+    BUDGET_EXCEEDED = "budget_exceeded"  # a spending limit
+
+
+# Refusals by Switchyard itself: never retried, never a reason to fall back.
+OWN_LIMIT_ERRORS = frozenset({ErrorType.RATE_LIMITED, ErrorType.BUDGET_EXCEEDED})
 
 
 # The usual meaning of an HTTP status when the body says nothing more specific.

@@ -9,6 +9,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from llm_providers.limits.breaker import health_counts
 from llm_providers.usage.selectors import enqueue_daily_usage_task
 from llm_providers.validation.health import latest_validation
 
@@ -70,6 +71,13 @@ def healthz(request):
     return JsonResponse(
         {
             "status": status,
-            "checks": {"process": {"status": "ok"}, "database": database, "validation": validation},
+            "checks": {
+                "process": {"status": "ok"},
+                "database": database,
+                "validation": validation,
+                # Provider configs skipped by their circuit breaker: a provider's outage,
+                # not this instance's, so it does not change `status`.
+                "breakers": health_counts(),
+            },
         }
     )

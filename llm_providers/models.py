@@ -66,6 +66,9 @@ class ProviderConfig(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # SPEC §14: null keeps the config out of the tenant's fallback chain; the active config
+    # is tried first, then the chain in ascending order.
+    fallback_order = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = ProviderConfigQuerySet.as_manager()
 
@@ -266,3 +269,96 @@ class UsageRollupState(models.Model):
 
     def __str__(self):
         return f"rolled up until {self.rolled_until}"
+
+
+class TenantLLMLimits(models.Model):
+    """An operator's limits for one tenant (SPEC §14); every field null = no such limit.
+
+    Set in the admin (on the tenant's page) or with `manage.py set_llm_limits`; a tenant's
+    API key can read them (status endpoint) but never change them. Enforced by
+    `llm_providers.limits` (reserve-then-settle admission).
+    """
+
+    tenant = models.OneToOneField(
+        settings.SWITCHYARD_TENANT_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="llm_limits",
+    )
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveBigIntegerField(null=True, blank=True)
+    usd_per_day = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    usd_per_month = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "llm_tenant_limits"
+        verbose_name = "LLM limits"
+        verbose_name_plural = "LLM limits"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(usd_per_day__isnull=True) | Q(usd_per_day__gte=0),
+                name="llm_tenant_limits_usd_per_day_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(usd_per_month__isnull=True) | Q(usd_per_month__gte=0),
+                name="llm_tenant_limits_usd_per_month_not_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return f"LLM limits of {self.tenant_id}"
+
+
+class LimitCounters(models.Model):
+    """The database admission backend's counters of one tenant (derived state).
+
+    Fixed windows: the current UTC minute (requests, tokens), UTC day and UTC month (cost
+    in units of 1e-8 USD, the usage rows' precision), and the calls in flight. Each call's
+    worst case is added in one atomic UPDATE before it runs and replaced by its actual
+    usage after; `reconcile_llm_limits` rebuilds the counters from the usage rows.
+    """
+
+    tenant = models.OneToOneField(
+        settings.SWITCHYARD_TENANT_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+    )
+    minute = models.BigIntegerField(default=0)
+    minute_requests = models.BigIntegerField(default=0)
+    minute_tokens = models.BigIntegerField(default=0)
+    day = models.BigIntegerField(default=0)
+    day_cost = models.BigIntegerField(default=0)
+    month = models.BigIntegerField(default=0)
+    month_cost = models.BigIntegerField(default=0)
+    inflight = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "llm_limit_counters"
+
+    def __str__(self):
+        return f"limit counters of {self.tenant_id}"
+
+
+class LimitHold(models.Model):
+    """One admitted call's reservation until it settles, or until `expires_at` (a crash)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        settings.SWITCHYARD_TENANT_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    expires_at = models.FloatField()  # Unix time; an expired hold is released by a sweep
+    minute = models.BigIntegerField()
+    day = models.BigIntegerField()
+    month = models.BigIntegerField()
+    tokens = models.BigIntegerField()
+    cost = models.BigIntegerField()  # 1e-8 USD
+
+    class Meta:
+        db_table = "llm_limit_holds"
+        indexes = [models.Index(fields=["tenant", "expires_at"], name="llm_limit_holds_expiry")]
+
+    def __str__(self):
+        return f"hold #{self.pk} of {self.tenant_id}"

@@ -172,6 +172,14 @@ class ProviderConfigUpdateSerializer(StrictInputSerializer):
     default_model = model_field(required=False)
     base_url = base_url_field(required=False)
     metadata = MetadataField(required=False)
+    fallback_order = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=32767,
+        help_text="Place in the tenant's fallback chain (ascending, after the active config); "
+        "null takes the config out of the chain.",
+    )
 
 
 class ProviderConfigSerializer(serializers.ModelSerializer):
@@ -197,6 +205,7 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
             "last_test_success",
             "last_error",
             "metadata",
+            "fallback_order",
             "created_at",
             "updated_at",
         ]
@@ -219,6 +228,38 @@ class LastTestSerializer(serializers.Serializer):
     error = serializers.CharField(allow_null=True)
 
 
+class CountLimitSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    used = serializers.IntegerField(help_text="Used and reserved by calls in flight.")
+    remaining = serializers.IntegerField()
+    resets_in = serializers.IntegerField(
+        allow_null=True, help_text="Seconds until the window ends (null: no window)."
+    )
+
+
+class MoneyLimitSerializer(serializers.Serializer):
+    limit = serializers.CharField(help_text="USD, a decimal string.")
+    used = serializers.CharField(help_text="Spent and reserved by calls in flight (USD).")
+    remaining = serializers.CharField()
+    resets_in = serializers.IntegerField(help_text="Seconds until the UTC day or month ends.")
+
+
+class LimitsStatusSerializer(serializers.Serializer):
+    """The tenant's limits (set by the operator; read-only here) and what is left."""
+
+    requests_per_minute = CountLimitSerializer(allow_null=True)
+    tokens_per_minute = CountLimitSerializer(allow_null=True)
+    usd_per_day = MoneyLimitSerializer(allow_null=True)
+    usd_per_month = MoneyLimitSerializer(allow_null=True)
+    max_concurrent = CountLimitSerializer(allow_null=True)
+
+
+class BreakerStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["closed", "open", "half_open"])
+    failures = serializers.IntegerField(help_text="Transient failures within the window.")
+    retry_in = serializers.FloatField(allow_null=True, help_text="Seconds while open.")
+
+
 class ProviderStatusSerializer(serializers.Serializer):
     available = serializers.BooleanField()
     source = serializers.ChoiceField(choices=["config", "environment", "none"])
@@ -230,6 +271,12 @@ class ProviderStatusSerializer(serializers.Serializer):
     )
     config = ProviderConfigSerializer(allow_null=True)
     last_test = LastTestSerializer(allow_null=True)
+    limits = LimitsStatusSerializer(
+        allow_null=True, help_text="Null when the operator set no limits for the tenant."
+    )
+    breaker = BreakerStateSerializer(
+        allow_null=True, help_text="The circuit breaker of the config calls go to."
+    )
 
 
 # -- test ------------------------------------------------------------------------------------

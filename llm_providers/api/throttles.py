@@ -1,6 +1,7 @@
 """Per-tenant throttle for the endpoints that spend provider tokens."""
 
 from django.conf import settings
+from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -21,3 +22,14 @@ class LLMTestThrottle(SimpleRateThrottle):
         if tenant is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": tenant.pk}
+
+
+class LimitRefused(exceptions.Throttled):
+    """The tenant's own limits (SPEC §14) refused a call: 429 with code `rate_limited` or
+    `budget_exceeded`, `Retry-After` and `details.retry_after` when waiting helps."""
+
+    def __init__(self, error):
+        super().__init__(wait=error.retry_after, detail=error.message, code=error.type)
+
+    def __str__(self):
+        return str(self.detail)

@@ -29,7 +29,7 @@ from .serializers import (
     UsageStatsSerializer,
     restore_redacted,
 )
-from .throttles import LLMTestThrottle
+from .throttles import LimitRefused, LLMTestThrottle
 
 PROVIDER_TAG = ["Provider configs"]
 USAGE_TAG = ["Usage"]
@@ -186,6 +186,8 @@ class ConnectionTestView(TenantScopedViewMixin, generics.GenericAPIView):
             config=config,
             prompt=serializer.validated_data.get("prompt") or DEFAULT_TEST_PROMPT,
         )
+        if outcome.refused is not None:
+            raise LimitRefused(outcome.refused)
         return Response(outcome.as_dict())
 
 

@@ -86,13 +86,19 @@ class ProviderConfigService:
         default_model=UNSET,
         base_url=UNSET,
         metadata=UNSET,
+        fallback_order=UNSET,
     ) -> ProviderConfig:
         """Change a config; an `api_key` given as UNSET (or None) keeps the current key.
 
         A new key is audited as `provider_config.key_replace` (its value never is), any
         other change as `provider_config.update`.
+
+        `fallback_order` (None: out of the chain) places it in the tenant's fallback chain.
         """
         fields = []
+        if fallback_order is not UNSET:
+            config.fallback_order = fallback_order
+            fields.append("fallback_order")
         if api_key is not UNSET and api_key is not None:
             config.set_api_key(api_key.strip())
             fields += ["api_key_encrypted", "api_key_last4"]

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..engine.options import CallOptions
 from ..engine.service import LLMService
+from ..errors import OWN_LIMIT_ERRORS, ProviderError
 from ..models import Endpoint, ProviderConfig
 from . import services
 from .encryption import UndecryptableKeyError
@@ -34,6 +35,9 @@ class ConnectionTestOutcome:
     model: str | None
     error: dict | None
     latency_ms: int | None
+    # Switchyard's own limits refused the test before any provider call: not an outcome
+    # of the config (nothing is stored on it); the view answers 429.
+    refused: ProviderError | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -56,10 +60,20 @@ def provider_config_test(
     """
     if config is None:
         config = services.llm_provider_service.get_active_config(tenant.pk)
-    llm = LLMService(tenant.pk, config=config)
+    # Limits apply to a test; fallbacks do not: a test tests one config.
+    llm = LLMService(tenant.pk, config=config, fallbacks=False)
     result = llm.generate_completion(
         prompt, max_tokens=TEST_MAX_TOKENS, endpoint=Endpoint.TEST, options=TEST_OPTIONS
     )
+    if result.error is not None and result.error.type in OWN_LIMIT_ERRORS:
+        return ConnectionTestOutcome(
+            success=False,
+            provider=result.provider or None,
+            model=result.model or None,
+            error=result.error.as_dict(),
+            latency_ms=result.latency_ms,
+            refused=result.error,
+        )
     error = _redacted_error(result.error, config)
     if config is not None:
         provider_config_record_test(

@@ -11,7 +11,9 @@ from django.conf import settings
 
 from tenants.context import current_request_id
 
+from .. import limits
 from ..errors import ErrorType, ProviderError
+from ..limits import breaker
 from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
 from ..transport.send import HttpResult
 from ..usage.pricing import ZERO, cost_usd
@@ -44,6 +46,37 @@ class CallRecord:
         # [issue 12: request ids] The serving request's X-Request-ID, read now: a stream's
         # usage row is written after the view (and its request context) has returned.
         self.serving_request_id = current_request_id()
+        self.admission = None  # llm_providers.limits: the call's reservation, if any
+        self.breaker_key = None  # the config whose circuit breaker counts this attempt
+
+    def admit(self, max_tokens) -> ProviderError | None:
+        """Switchyard's own limits (SPEC §14): reserve the call's worst case, or refuse it.
+
+        The one admission call site of the engine; `finish` settles it. The config's
+        circuit breaker is asked first: an open breaker skips the config (no provider call,
+        no reservation).
+        """
+        resolved = self.resolved
+        key = breaker.breaker_key(resolved)
+        allowed, wait = breaker.allow(key)
+        if not allowed:
+            return ProviderError(
+                ErrorType.OVERLOADED,
+                "The provider config's circuit breaker is open after repeated failures; "
+                f"retry in {max(1, round(wait or 1))} s.",
+                status_code=503,
+                retry_after=wait,
+            )
+        self.breaker_key = key
+        self.admission = limits.admit(
+            self.service.tenant_id,
+            provider=resolved.provider,
+            model=self.model,
+            messages=self.messages,
+            max_tokens=max_tokens,
+            metadata=resolved.metadata,
+        )
+        return self.admission.error if self.admission is not None else None
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
@@ -113,22 +146,26 @@ class CallRecord:
             source=resolved.source,
             usage=usage,
             raw=raw or {},
+            admission=self.admission,
         )
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
+        breaker.record(self.breaker_key, error.type if error is not None else None)
         if not resolved.tenant_exists:
             return result
         meta = dict(self.metadata or {})
         meta["attempts"] = self.attempts
         meta["source"] = resolved.source
-        # [issue 12: request ids] The request's own id when there is one (the provider's
-        # is then kept as upstream_request_id); the provider's otherwise.
-        if self.serving_request_id:
-            meta["request_id"] = self.serving_request_id
-            if self.request_id:
-                meta["upstream_request_id"] = self.request_id
-        elif self.request_id:
-            meta["request_id"] = self.request_id
+        # [issue 12: request ids] One logical call's id: a fallback chain's (already in
+        # the metadata), else the serving request's X-Request-ID, else the provider's; the
+        # provider's own id is then kept as upstream_request_id.
+        if "request_id" not in meta:
+            if self.serving_request_id:
+                meta["request_id"] = self.serving_request_id
+            elif self.request_id:
+                meta["request_id"] = self.request_id
+        if self.request_id and meta.get("request_id") != self.request_id:
+            meta["upstream_request_id"] = self.request_id
         if finish_reason:
             meta["finish_reason"] = finish_reason
         if provider_finish_reason and provider_finish_reason != finish_reason:
@@ -141,23 +178,29 @@ class CallRecord:
             meta["retry_after"] = error.retry_after
         if extra_metadata:
             meta.update(extra_metadata)
+        if self.admission is not None:
+            meta.update(self.admission.usage_metadata())
         if settings.LLM_LOG_PROMPTS:
             meta["prompt"] = self.messages
             if success:
                 meta["response"] = content
-        result.usage_log_id = write_usage(
-            tenant_id=self.service.tenant_id,
-            resolved=resolved,
-            model=self.model,
-            endpoint=self.endpoint,
-            success=success,
-            usage=usage,
-            cost=cost,
-            latency_ms=result.latency_ms,
-            error=error,
-            status_code=result.status_code,
-            metadata=meta,
-        )
+        try:
+            result.usage_log_id = write_usage(
+                tenant_id=self.service.tenant_id,
+                resolved=resolved,
+                model=self.model,
+                endpoint=self.endpoint,
+                success=success,
+                usage=usage,
+                cost=cost,
+                latency_ms=result.latency_ms,
+                error=error,
+                status_code=result.status_code,
+                metadata=meta,
+            )
+        finally:
+            # After the row (reconciliation counts rows); also when the INSERT failed.
+            limits.settle(self.admission, tokens=tokens.total_tokens, cost=cost)
         return result
 
 

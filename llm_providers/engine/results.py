@@ -33,6 +33,8 @@ class CompletionResult:
     source: str | None = None  # "config" or "environment"
     usage: TokenUsage | None = field(default=None, repr=False)
     raw: dict = field(default_factory=dict, repr=False)  # the provider's decoded reply
+    # llm_providers.limits.Admission (x-ratelimit-* headers), None for unlimited tenants
+    admission: object = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {

@@ -10,7 +10,8 @@ gets a `configuration` error (and its row).
 
 Provider trouble is returned as `success=False` with a normalised `ProviderError`;
 programming errors (an empty prompt, max_tokens <= 0, an unknown endpoint…) raise
-ValueError. The hot path is one SELECT (the config, with its tenant) and one INSERT.
+ValueError. The hot path is one SELECT (the config, with its tenant) and one INSERT (plus,
+once per tenant per LLM_LIMITS_CACHE_SECONDS and process, its limits; llm_providers.limits).
 
 A config's `metadata` may hold (all optional):
     {"timeout": 30,            # read timeout in seconds (at most LLM_REQUEST_TIMEOUT)
@@ -31,6 +32,7 @@ from django.core.exceptions import ValidationError
 from tenants import get_tenant_model
 
 from ..errors import ErrorType, ProviderError
+from ..limits import fallback
 from ..models import Endpoint, ProviderConfig
 from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
@@ -56,13 +58,15 @@ class LLMService:
 
     def __init__(
         self,
-        tenant_id: str,
+        tenant_id: str | int,
         *,
         config: ProviderConfig | None = None,
         resolved: ResolvedConfig | None = None,
+        fallbacks: bool = True,
     ):
         """`config` forces a stored config; `resolved` hands in a resolution made earlier
-        (the /v1 cache): no lookup at all. Neither: the tenant's own, looked up once."""
+        (the /v1 cache): no lookup at all. Neither: the tenant's own, looked up once.
+        `fallbacks=False` keeps calls on that one config (a connection test)."""
         tenant_model = get_tenant_model()
         if isinstance(tenant_id, tenant_model):
             tenant_id = tenant_id.pk
@@ -83,6 +87,8 @@ class LLMService:
                 raise ValueError("resolved belongs to another tenant.")
         self.tenant_id = tenant_id
         self._forced_config = config
+        # False: calls stay on this one config (the connection test tests one config).
+        self._fallbacks = fallbacks
         self._resolved: ResolvedConfig | None = resolved
 
     # -- configuration ---------------------------------------------------------------
@@ -203,28 +209,27 @@ class LLMService:
 
         Events are StreamDeltas: text (`text`), tool-call fragments (`tool_calls`, one
         stable `index` per call), and a last one with `done=True` carrying the ChatResult
-        in `result`. Retries happen only before the first byte. The usage row is written
-        when the stream ends, fails, or is closed early (a client that went away).
+        in `result`. Retries happen only before the first byte; so do fallbacks to the
+        tenant's next config. The usage row is written when the stream ends, fails, or is
+        closed early (a client that went away).
         """
         check_messages(messages)
         check_max_tokens(max_tokens, required=False)
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
         extra = chat_extra(extra, tools, tool_choice, response_format)
-        started = time.perf_counter()
         resolved = self.resolve()
-        call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
-        call.result_class = ChatResult
-        if not resolved.usable:
-            return ChatStream(call, None, None)
-        try:
-            spec = chat_request(
-                call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
-            )
-        except UnsupportedFeature as exc:
-            return ChatStream(call, None, None, error=unsupported_error(exc))
-        outcome = _send(resolved, spec, options)
-        return ChatStream(call, outcome, resolved.adapter)
+        chain = fallback.Chain(
+            self.tenant_id, resolved, forced=not self._fallbacks, metadata=metadata
+        )
+        call = dict(messages=list(messages), max_tokens=max_tokens, temperature=temperature)
+        call.update(endpoint=endpoint, extra=extra, options=options)
+        stream = self._start_stream(resolved, model=model, metadata=chain.metadata(), **call)
+        # Fallbacks only before the first byte: a stream that started is returned as it is.
+        # A later config serves with its own default model (the request's is the first's).
+        while (after := chain.next(stream.error)) is not None:
+            stream = self._start_stream(after, model=None, metadata=chain.metadata(), **call)
+        return stream
 
     def embed(
         self,
@@ -290,6 +295,36 @@ class LLMService:
         """The sync transport, for the engine's helpers (passthrough, embeddings)."""
         return _send(resolved, spec, options)
 
+    def _start_stream(
+        self,
+        resolved,
+        *,
+        messages,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+    ) -> ChatStream:
+        started = time.perf_counter()
+        call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        call.result_class = ChatResult
+        if not resolved.usable:
+            return ChatStream(call, None, None)
+        refused = call.admit(max_tokens)  # limits: refused before the first byte
+        if refused is not None:
+            return ChatStream(call, None, None, error=refused)
+        try:
+            spec = chat_request(
+                call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
+            )
+        except UnsupportedFeature as exc:
+            return ChatStream(call, None, None, error=unsupported_error(exc))
+        outcome = _send(resolved, spec, options)
+        return ChatStream(call, outcome, resolved.adapter)
+
     def _complete(
         self,
         messages,
@@ -305,12 +340,41 @@ class LLMService:
     ):
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
-        started = time.perf_counter()
         resolved = self.resolve()
+        chain = fallback.Chain(
+            self.tenant_id, resolved, forced=not self._fallbacks, metadata=metadata
+        )
+        call = dict(messages=messages, max_tokens=max_tokens, temperature=temperature)
+        call.update(endpoint=endpoint, extra=extra, options=options, result_class=result_class)
+        result = self._complete_with(resolved, model=model, metadata=chain.metadata(), **call)
+        # A transient failure moves on to the next config of the tenant's chain, if any;
+        # that config's own default model serves (the request's model is the first's).
+        while (after := chain.next(result.error)) is not None:
+            result = self._complete_with(after, model=None, metadata=chain.metadata(), **call)
+        return result
+
+    def _complete_with(
+        self,
+        resolved,
+        *,
+        messages,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+        result_class,
+    ):
+        started = time.perf_counter()
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         call.result_class = result_class
         if not resolved.usable:
             return call.finish(error=resolved.error)
+        refused = call.admit(max_tokens)  # limits: reserve, or refuse without a provider call
+        if refused is not None:
+            return call.finish(error=refused)
         try:
             spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
         except UnsupportedFeature as exc:

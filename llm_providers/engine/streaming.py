@@ -47,6 +47,21 @@ class ChatStream:
         if self.error is not None:
             self.result = call.finish(error=self.error)
 
+    @property
+    def model(self) -> str:
+        """The model this stream asked for (the request's, or its config's default)."""
+        return self._call.model
+
+    @property
+    def provider(self) -> str:
+        """The provider this stream's config calls (after any fallback)."""
+        return self._call.resolved.provider
+
+    @property
+    def admission(self):
+        """The call's llm_providers.limits.Admission (x-ratelimit-* headers), or None."""
+        return self._call.admission
+
     def __iter__(self) -> Iterator[StreamDelta]:
         if self._response is None:
             return

@@ -10,7 +10,7 @@ import math
 
 from django.http import HttpResponse
 
-from ..errors import ErrorType, ProviderError
+from ..errors import OWN_LIMIT_ERRORS, ErrorType, ProviderError
 
 # ProviderError.type → (HTTP status, OpenAI-style error type, code)
 PROVIDER_ERRORS = {
@@ -26,6 +26,9 @@ PROVIDER_ERRORS = {
     ErrorType.SERVER_ERROR: (502, "upstream_server_error", "upstream_server_error"),
     ErrorType.OVERLOADED: (503, "upstream_overloaded", "upstream_overloaded"),
     ErrorType.BAD_RESPONSE: (502, "upstream_bad_response", "upstream_bad_response"),
+    # Switchyard's own limits (SPEC §14): the provider was not called.
+    ErrorType.RATE_LIMITED: (429, "rate_limit_error", "rate_limited"),
+    ErrorType.BUDGET_EXCEEDED: (429, "insufficient_quota", "budget_exceeded"),
 }
 # When the provider rate-limits without saying for how long.
 DEFAULT_RETRY_AFTER = 1
@@ -55,7 +58,12 @@ def provider_error_response(error: ProviderError) -> HttpResponse:
     if error.param is not None:  # refused before sending: a field the provider lacks
         code = "unsupported_parameter"
     response = error_response(status, error.message, type_, code, error.param)
-    if status == 429 and type_ == "rate_limit_error" or error.type == ErrorType.OVERLOADED:
+    if error.type in OWN_LIMIT_ERRORS:
+        # When the window really frees up; none when waiting cannot help (a call larger
+        # than the whole limit, an unknown price).
+        if error.retry_after is not None:
+            response["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    elif (status == 429 and type_ == "rate_limit_error") or error.type == ErrorType.OVERLOADED:
         wait = error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER
         response["Retry-After"] = str(max(1, math.ceil(wait)))
     return response

@@ -22,6 +22,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from tenants.authentication import resolve_request_tenant
 
+from .. import limits
 from . import cache, wire
 from .errors import error_response, provider_error_response
 
@@ -87,6 +88,7 @@ def _server_timing(response, started: float, provider_ms: float | None) -> None:
 def chat_completions(request):
     started = time.perf_counter()
     response, provider_ms = _chat_completions(request, started)
+    _rate_limit_headers(request, response)
     if "Server-Timing" not in response:
         _server_timing(response, started, provider_ms)
     return response
@@ -98,6 +100,7 @@ def _chat_completions(request, started):
     tenant_id, denied = _authenticate(request)
     if denied is not None:
         return denied, None
+    request.llm_tenant_id = tenant_id
     try:
         chat = wire.parse_chat_request(request.body)
     except RequestDataTooBig:
@@ -118,22 +121,40 @@ def _chat_completions(request, started):
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
+    request.llm_admission = stream.admission if chat.stream else result.admission
     if not chat.stream:
         if not result.success:
             return provider_error_response(result.error), result.upstream_ms or None
         body = json.dumps(wire.completion_body(result), separators=(",", ":"))
-        return HttpResponse(body, content_type=JSON), result.upstream_ms
+        response = HttpResponse(body, content_type=JSON)
+        response["x-switchyard-provider"] = result.provider  # who served (fallbacks)
+        return response, result.upstream_ms
 
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
-    model = chat.model or service.resolve().model
+    model = stream.model  # the attempt that streams (after any fallback)
     response = StreamingHttpResponse(
         wire.sse_events(stream, chat, model), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
+    response["x-switchyard-provider"] = stream.provider
     response["X-Accel-Buffering"] = "no"  # nginx in front must not hold the chunks back
     _server_timing(response, started, provider_ms)
     return response, provider_ms
+
+
+def _rate_limit_headers(request, response) -> None:
+    """`x-ratelimit-*` on every answer of a tenant with request or token limits (SPEC §14)."""
+    tenant_id = getattr(request, "llm_tenant_id", None)
+    if tenant_id is None:
+        return
+    admission = getattr(request, "llm_admission", None)
+    if admission is not None and admission.counters is not None:
+        headers = admission.headers()
+    else:
+        headers = limits.headers_for_tenant(tenant_id)
+    for name, value in headers.items():
+        response[name] = value
 
 
 @csrf_exempt
@@ -146,6 +167,8 @@ def models(request):
         if response is None:
             body = {"object": "list", "data": wire.model_list(tenant_id)}
             response = HttpResponse(json.dumps(body), content_type=JSON)
+            request.llm_tenant_id = tenant_id
+            _rate_limit_headers(request, response)
     _server_timing(response, started, None)
     return response
 

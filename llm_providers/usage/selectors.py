@@ -67,7 +67,22 @@ def provider_status_for_tenant(tenant) -> dict:
         "error": described["error"],
         "config": config,
         "last_test": _last_test(config),
+        "limits": _limits_status(tenant.pk),
+        "breaker": _breaker_state(resolved),
     }
+
+
+def _breaker_state(resolved) -> dict | None:
+    from ..limits import breaker
+
+    key = breaker.breaker_key(resolved)
+    return breaker.state(key) if key is not None else None
+
+
+def _limits_status(tenant_id: str) -> dict | None:
+    from ..limits.status import limits_status  # limits imports usage.pricing
+
+    return limits_status(tenant_id)
 
 
 def _last_test(config: ProviderConfig | None) -> dict | None:

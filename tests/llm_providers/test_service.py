@@ -185,7 +185,13 @@ def test_configuration_is_looked_up_once_per_service(openai_config, django_asser
 @responses.activate
 def test_a_call_is_one_select_and_one_insert(openai_config, django_assert_num_queries):
     responses.post(OPENAI_CHAT, json=openai_reply())
+    from llm_providers.limits import policy
 
+    # Once per tenant per LLM_LIMITS_CACHE_SECONDS and process: its limits and whether it
+    # has a fallback chain (llm_providers.limits.policy), then cached.
+    policy.forget()
+    with django_assert_num_queries(3):
+        LLMService("tenant_123").generate_completion("Hi")
     with django_assert_num_queries(2):
         LLMService("tenant_123").generate_completion("Hi")
 
