@@ -65,13 +65,13 @@ class Chain:
         """The next usable config's ResolvedConfig after `error`, or None: stop here."""
         if error is None or error.type not in TRANSIENT or not self.active:
             return None
-        from ..engine.resolution import _from_config
+        from ..engine.resolution import resolve_config
 
         if self.remaining is None:
             self.remaining = [c for c in chain_configs(self.tenant_id) if c.pk != self.first_id]
         while self.remaining:
             config = self.remaining.pop(0)
-            resolved = _from_config(config)
+            resolved = resolve_config(config)
             if not resolved.usable:
                 continue
             self.fallback_from, self.current = self.current, config.pk

@@ -16,8 +16,9 @@ from tests.factories import ProviderConfigFactory
 from tests.support.processes import ROOT, free_port, wait_until
 from tests.support.upstream import FakeUpstream
 
-# $1 per token: the fake provider's connection-test answer (6 + 2 tokens) costs exactly $8.
-DOLLAR_PER_TOKEN = {"pricing": {"input_per_mtok": "1000000", "output_per_mtok": "1000000"}}
+# A cent per token (the highest price a config may set, 10,000 USD per Mtok): the fake
+# provider's connection-test answer (6 + 2 tokens) costs exactly $0.08.
+DOLLAR_PER_TOKEN = {"pricing": {"input_per_mtok": "10000", "output_per_mtok": "10000"}}
 
 
 class FakeClock:
@@ -184,6 +185,7 @@ class Workers:
             "SECURE_SSL_REDIRECT": "false",
             "LLM_VALIDATE_ON_STARTUP": "false",
             "LLM_MAX_RETRIES": "0",
+            "LLM_BASE_URL_ALLOWLIST": "127.0.0.0/8,::1/128",  # the fake provider is local
             "LLM_DEFAULT_PROVIDER": "",
             "LLM_LIMITS_RECONCILE_SECONDS": "0",
             "LOG_LEVEL": "WARNING",

@@ -65,17 +65,17 @@ def test_requests_per_minute_admits_exactly_the_limit_and_retry_after_is_the_win
 
 
 def test_budget_refusal_settles_to_actual_cost(tenant, priced_config, fake_clock, backend_name):
-    # Each call reserves (ceil(2/3) + 8 prompt tokens estimated + 2) = $11 and costs $8.
-    set_limits(tenant, usd_per_day=Decimal("30"))
+    # Each call reserves (ceil(2/3) + 8 prompt tokens estimated + 2) = $0.11 and costs $0.08.
+    set_limits(tenant, usd_per_day=Decimal("0.30"))
     results = [call(tenant) for _ in range(5)]
     assert [r.success for r in results] == [True, True, True, False, False]
-    assert {r.cost_usd for r in results[:3]} == {Decimal("8")}
+    assert {r.cost_usd for r in results[:3]} == {Decimal("0.08")}
     assert results[3].error.type == ErrorType.BUDGET_EXCEEDED
     # The UTC day ends 86400 - (seconds into the day) later.
     w = windows(fake_clock.now)
     assert results[3].error.retry_after == pytest.approx(w.day_ends - fake_clock.now, abs=0.001)
-    assert counters(tenant).day_cost == to_units(Decimal("24"))
-    assert counters(tenant).month_cost == to_units(Decimal("24"))
+    assert counters(tenant).day_cost == to_units(Decimal("0.24"))
+    assert counters(tenant).month_cost == to_units(Decimal("0.24"))
     assert counters(tenant).inflight == 0
 
 
@@ -89,7 +89,7 @@ def test_unknown_price_with_a_spending_limit_is_refused(tenant, upstream, fake_c
         api_key="",
         metadata={"pricing": {"models": {}}},
     )
-    set_limits(tenant, usd_per_month=Decimal("5"))
+    set_limits(tenant, usd_per_month=Decimal("0.05"))
     # local is free: a known price of 0, admitted.
     assert call(tenant).success
 
@@ -180,16 +180,16 @@ def test_default_concurrency_cap_per_process(tenant, priced_config, settings):
 def test_reconcile_brings_drifted_counters_back_to_the_usage_rows(
     tenant, priced_config, backend_name
 ):
-    set_limits(tenant, usd_per_day=Decimal("1000"), requests_per_minute=1000)
+    set_limits(tenant, usd_per_day=Decimal("10"), requests_per_minute=1000)
     for _ in range(3):
         assert call(tenant).success
     # Drift: a lost settlement left $50 counted and one call "in flight", without a hold.
-    drift(tenant, cost=to_units(Decimal(50)), inflight=1)
-    assert counters(tenant).day_cost == to_units(Decimal(74))
+    drift(tenant, cost=to_units(Decimal("0.50")), inflight=1)
+    assert counters(tenant).day_cost == to_units(Decimal("0.74"))
     before, after = reconcile_tenant(tenant.pk)
     spent = sum(r.cost_usd for r in UsageLog.objects.filter(tenant=tenant, success=True))
-    assert after.day_cost == to_units(spent) == to_units(Decimal(24))
-    assert counters(tenant).day_cost == to_units(Decimal(24))
+    assert after.day_cost == to_units(spent) == to_units(Decimal("0.24"))
+    assert counters(tenant).day_cost == to_units(Decimal("0.24"))
     assert counters(tenant).inflight == 0
     assert counters(tenant).minute_requests == 3
 
@@ -221,7 +221,7 @@ def test_a_call_that_raises_after_admission_releases_its_slot_and_hold(
     for _ in range(3):
         with pytest.raises(ValueError):
             LLMService(tenant.pk).chat([{"role": "wizard", "content": "hi"}], max_tokens=5)
-    set_limits(tenant, max_concurrent=1, usd_per_day=Decimal("1"))
+    set_limits(tenant, max_concurrent=1, usd_per_day=Decimal("0.01"))
     for _ in range(3):
         with pytest.raises(ValueError):
             LLMService(tenant.pk).chat([{"role": "wizard", "content": "hi"}], max_tokens=5)

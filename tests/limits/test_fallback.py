@@ -160,7 +160,9 @@ def test_stream_failing_after_the_first_byte_never_falls_back(tenant, two_config
     answer(httpserver, "b")
     stream = LLMService(tenant.pk).stream_chat([{"role": "user", "content": "hi"}])
     deltas = list(stream)
-    assert deltas[0].text == "Hi" and deltas[-1].error is not None
+    # The error event, then the final event carrying the failed ChatResult.
+    assert deltas[0].text == "Hi" and deltas[-2].error is not None
+    assert deltas[-1].done and deltas[-1].result.error is not None
     (row,) = rows(tenant)
     assert row.provider_config_id == two_configs["a"].pk and not row.success
     assert not any(r.path.startswith("/b/") for r, _ in httpserver.log)

@@ -38,8 +38,8 @@ def fresh_minute_shift() -> float:
 def test_64_concurrent_calls_against_a_budget_for_10_admit_at_most_10(
     tenant, priced_config, workers, cache_url, backend_name
 ):
-    # Each call reserves $11 (estimate) and costs $8: a budget of $80 pays for 10 calls.
-    set_limits(tenant, usd_per_day=Decimal("80"))
+    # Each call reserves $0.11 (estimate) and costs $0.08: a budget of $0.80 pays for 10 calls.
+    set_limits(tenant, usd_per_day=Decimal("0.80"))
     pool = workers(cache_url=cache_url, LLM_LIMITS_BACKEND=backend_name)
     procs = pool.start({"mode": "calls", "tenant": tenant.pk, "calls": 8, "threads": 8}, 8)
     pool.go(procs)
@@ -52,7 +52,7 @@ def test_64_concurrent_calls_against_a_budget_for_10_admit_at_most_10(
     rows = UsageLog.objects.filter(tenant=tenant)
     assert rows.count() == 64
     spent = sum(r.cost_usd for r in rows.filter(success=True))
-    assert spent == Decimal(8) * len(admitted) <= Decimal(80)
+    assert spent == Decimal("0.08") * len(admitted) <= Decimal("0.80")
     # Counters equal the usage rows once every call has settled.
     w = windows(limits.clock.now())
     counters = get_backend().counters(tenant.pk, w)

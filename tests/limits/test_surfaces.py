@@ -63,8 +63,8 @@ def test_v1_answers_carry_rate_limit_headers_and_a_refusal_is_an_openai_429(
 
 
 def test_v1_budget_refusal(client, api_key, tenant, priced_config, fake_clock):
-    set_limits(tenant, usd_per_month=Decimal("15"))
-    assert v1(client, api_key, BODY).status_code == 200  # $8 spent; the next reserves $11
+    set_limits(tenant, usd_per_month=Decimal("0.15"))
+    assert v1(client, api_key, BODY).status_code == 200  # $0.08 spent; the next reserves $0.11
     refused = v1(client, api_key, BODY)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "budget_exceeded"
@@ -99,7 +99,7 @@ def test_status_endpoint_shows_limits_and_what_is_left_read_only(
 ):
     url = reverse("llm-provider-status")
     assert tenant_client.get(url).json()["limits"] is None
-    set_limits(tenant, requests_per_minute=5, usd_per_day=Decimal("100"))
+    set_limits(tenant, requests_per_minute=5, usd_per_day=Decimal("1"))
     tenant_client.post(reverse("llm-test"), {}, format="json")
     limits = tenant_client.get(url).json()["limits"]
     assert limits["requests_per_minute"] == {
@@ -108,8 +108,8 @@ def test_status_endpoint_shows_limits_and_what_is_left_read_only(
         "remaining": 4,
         "resets_in": 43,
     }
-    assert limits["usd_per_day"]["limit"] == "100.00000000"
-    assert Decimal(limits["usd_per_day"]["used"]) == Decimal("8")  # 6 + 2 tokens at $1
+    assert limits["usd_per_day"]["limit"] == "1.00000000"
+    assert Decimal(limits["usd_per_day"]["used"]) == Decimal("0.08")  # 6 + 2 tokens at a cent
     assert limits["tokens_per_minute"] is None
     for method in ("put", "patch", "post", "delete"):
         assert (

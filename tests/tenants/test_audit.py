@@ -290,7 +290,13 @@ def test_admin_revoke_action_and_revoke_checkbox_are_one_event_each(ops_client):
 
 
 def test_admin_tenant_add_change_and_delete_are_one_event_each(ops_client):
-    inline = {"api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
+    # The tenant page's inlines: its API keys and (llm_providers) its limits.
+    inline = {
+        "api_keys-TOTAL_FORMS": "0",
+        "api_keys-INITIAL_FORMS": "0",
+        "llm_limits-TOTAL_FORMS": "0",
+        "llm_limits-INITIAL_FORMS": "0",
+    }
     ops_client.post(
         reverse("admin:tenants_tenant_add"),
         {"id": "acme", "name": "Acme", "is_active": "on", **inline},
