@@ -38,7 +38,7 @@ format: venv-dev ## ruff: fix what can be fixed and format
 
 setup: venv .env migrate static bootstrap ## venv, .env, migrations, static files, first users
 
-serve: ## Serve with gunicorn and the db_worker beside it (see scripts/run.sh for settings)
+serve: ## Serve with granian (ASGI) and the db_worker beside it (see scripts/run.sh for settings)
 	@scripts/run.sh
 
 venv: ## The virtual environment with requirements.txt

@@ -31,6 +31,8 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Before django_tasks_db: its `db_worker` command replaces the library's (worker/).
+    "worker",
     "django_tasks_db",
     "axes",
 ]
@@ -42,6 +44,9 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # Outermost, so it sees every final response: under ASGI, sync streaming responses
+    # (SSE from /v1, static files) go out chunk by chunk instead of being buffered whole.
+    "config.serving.streaming.SyncStreamingRelayMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -293,3 +298,15 @@ LLM_USAGE_ASYNC_COMMIT = env.bool("LLM_USAGE_ASYNC_COMMIT", default=False)
 # are rolled up (after the daily rollup task; `manage.py prune_usage` by hand or cron).
 # Off by default: usage rows are kept for ever.
 LLM_USAGE_RETENTION_DAYS = env.int("LLM_USAGE_RETENTION_DAYS", default=0) or None
+
+# --- Serving (ASGI; scripts/run.sh and config/asgi.py; README "Scaling and deployment") ---
+# Threads per web process that run the sync views (each request leases one for its whole
+# length; async views need none). Each holds its own database connection.
+WEB_THREADS = env.int("WEB_THREADS", default=32)
+# Largest request body any path accepts, and the time the whole body may take to arrive
+# (checked before Django reads it; the REST API has its own, smaller API_MAX_BODY_BYTES).
+SERVER_MAX_BODY_BYTES = env.int("SERVER_MAX_BODY_BYTES", default=16 * 1024 * 1024)
+SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", default=30.0)
+# Tasks (builds) one `manage.py db_worker` process runs at once, each in its own thread and
+# with its own database connection (they wait on providers nearly all the time).
+TASK_THREADS = env.int("TASK_THREADS", default=8)

@@ -31,13 +31,16 @@ _start_lock = threading.Lock()
 
 
 def is_serving_process(argv=None, environ=None) -> bool:
-    """True for a gunicorn worker/master or runserver's serving process."""
+    """True for a granian or gunicorn worker/master or runserver's serving process."""
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     program = Path(argv[0]).as_posix() if argv else ""
     # The gunicorn arbiter sets SERVER_SOFTWARE before it loads the app; requiring the
     # program name too keeps a command started from inside a worker from matching.
     if environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/") and "gunicorn" in program:
+        return True
+    # granian (scripts/run.sh) forks its workers from the `granian` program itself.
+    if Path(program).name == "granian":
         return True
     command = argv[1] if len(argv) > 1 else ""
     if command == "runserver":

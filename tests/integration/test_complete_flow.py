@@ -3,7 +3,7 @@
 A tenant configures a `local` provider pointed at a fake OpenAI-compatible upstream on
 127.0.0.1 (tests/support/upstream.py), tests it, starts a build, and polls it while a
 separate `manage.py db_worker` process runs it; then the usage endpoints must account
-for every call. gunicorn, the worker and the command-line tools share only the database.
+for every call. the web server, the worker and the command-line tools share only the database.
 """
 
 from decimal import Decimal

@@ -1,7 +1,7 @@
 """What survives a server restart: configs and their keys, and the start-up validation.
 
-The server is a gunicorn process; "restart" stops it and starts a new one on the same
-port and database, as an operator (or a deploy) would.
+The server is a granian process (scripts/serve-web.sh); "restart" stops it and starts a new
+one on the same port and database, as an operator (or a deploy) would.
 """
 
 from tests.support.processes import closed_port_url, wait_for_validation

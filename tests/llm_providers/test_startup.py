@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from llm_providers.validation import startup
 from tests.support.processes import (
-    Gunicorn,
+    WebServer,
     closed_port_url,
     manage,
     process_env,
@@ -26,6 +26,7 @@ GUNICORN_ENV = {"SERVER_SOFTWARE": "gunicorn/27.0.1"}
         (["/usr/lib/python3/site-packages/gunicorn/__main__.py", "config.wsgi"], GUNICORN_ENV),
         (["manage.py", "runserver"], {"RUN_MAIN": "true"}),
         (["manage.py", "runserver", "--noreload"], {}),
+        (["/srv/.venv/bin/granian", "config.asgi:application", "--interface", "asginl"], {}),
     ],
 )
 def test_serving_processes_validate_on_startup(argv, environ):
@@ -47,6 +48,7 @@ def test_serving_processes_validate_on_startup(argv, environ):
         # A command started from inside a gunicorn worker inherits SERVER_SOFTWARE.
         (["manage.py", "migrate"], GUNICORN_ENV),
         (["/srv/.venv/bin/pytest"], {}),
+        (["/srv/.venv/bin/granian-helper"], {}),
         ([], {}),
     ],
 )
@@ -151,7 +153,7 @@ def test_processes_sharing_a_cache_validate_once_per_interval():
 # The helpers are shared with the complete-flow tests (tests/integration/).
 
 
-def test_gunicorn_validates_in_the_background_and_healthz_reports_it(tmp_path, httpserver):
+def test_the_server_validates_in_the_background_and_healthz_reports_it(tmp_path, httpserver):
     httpserver.expect_request("/v1/models").respond_with_json({"object": "list", "data": []})
     with subprocess_database(tmp_path) as database_url:
         env = process_env(database_url, tmp_path, LLM_VALIDATE_ON_STARTUP="true")
@@ -170,7 +172,7 @@ def test_gunicorn_validates_in_the_background_and_healthz_reports_it(tmp_path, h
         for completed in (migrate, seeded):
             assert "LLM provider" not in completed.stdout + completed.stderr
 
-        server = Gunicorn(env, tmp_path / "gunicorn.log")
+        server = WebServer(env, tmp_path / "server.log")
         try:
             server.start()
             body = wait_for_validation(server.base_url, server.process)

@@ -1,4 +1,5 @@
-"""scripts/run.sh: gunicorn and the task worker side by side, stopped together.
+"""scripts/run.sh: the web server (granian) and the task worker side by side, stopped
+together, each restarted when it dies on its own.
 
 These start the real processes from .venv (which `make test` has just built) on a free
 port of 127.0.0.1, against a throwaway SQLite database.
@@ -32,7 +33,7 @@ def children_of(pid: int) -> dict[int, str]:
         ["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True
     )
     rows = (line.strip().split(None, 1) for line in out.stdout.splitlines() if line.strip())
-    return {int(p): args for p, args in rows if "gunicorn" in args or "db_worker" in args}
+    return {int(p): args for p, args in rows if "granian" in args or "db_worker" in args}
 
 
 def running(pid: int) -> bool:
@@ -54,10 +55,21 @@ def wait_for(condition, what: str):
     pytest.fail(f"timed out waiting for {what}")
 
 
+def default_sigint():
+    """In the child before exec: a terminal's shell starts `make run` with SIGINT at its
+    default. A suite started from a script that ignores SIGINT (a background job) would
+    otherwise hand that down, and a shell cannot trap a signal ignored at its start."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def ignored_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Server:
     """scripts/run.sh in its own session, as a terminal would run `make run`."""
 
-    def __init__(self, env):
+    def __init__(self, env, preexec_fn=default_sigint):
         self.lines: list[str] = []
         self.seen: dict[int, str] = {}  # every child observed, so teardown can kill it
         self.proc = subprocess.Popen(
@@ -69,6 +81,7 @@ class Server:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -124,7 +137,7 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture
 def run_env(tmp_path, database_url):
-    if not (ROOT / ".venv" / "bin" / "gunicorn").exists():
+    if not (ROOT / ".venv" / "bin" / "granian").exists():
         pytest.fail("scripts/run.sh needs .venv: run the suite with `make test`")
     return {
         **base_env(str(tmp_path)),
@@ -133,6 +146,8 @@ def run_env(tmp_path, database_url):
         "WEB_CONCURRENCY": "1",
         "WEB_THREADS": "2",
         "TASK_WORKERS": "1",
+        "TASK_THREADS": "2",
+        "SHUTDOWN_GRACE_SECONDS": "5",
     }
 
 
@@ -149,7 +164,7 @@ def get(port: str, path: str) -> int:
 
 
 def test_serves_the_admin_and_runs_the_worker_until_ctrl_c_stops_both(server, run_env):
-    wait_for(lambda: "Switchyard is running" in server.output(), "gunicorn to listen")
+    wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
     wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
     children = server.children()
     assert sorted("db_worker" in args for args in children.values()) == [False, True]
@@ -164,16 +179,65 @@ def test_serves_the_admin_and_runs_the_worker_until_ctrl_c_stops_both(server, ru
         get(run_env["PORT"], "/admin/login/")
 
 
-def test_stops_the_worker_when_gunicorn_dies(server):
+def pid_of(server, word: str) -> int:
+    return next(pid for pid, args in server.children().items() if word in args)
+
+
+def test_restarts_the_web_server_when_it_dies_and_keeps_the_worker(server, run_env):
     wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
-    children = server.children()
-    gunicorn = next(pid for pid, args in children.items() if "gunicorn" in args)
+    wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
+    web, worker = pid_of(server, "granian"), pid_of(server, "db_worker")
 
-    os.kill(gunicorn, signal.SIGTERM)
+    os.kill(web, signal.SIGKILL)
 
-    assert server.proc.wait(timeout=DEADLINE) == 1
-    assert not [pid for pid in children if running(pid)]
-    assert "exited unexpectedly" in server.output()
+    wait_for(lambda: "restarted the web server" in server.output(), "the web server's restart")
+    wait_for(lambda: _answers(run_env["PORT"]), "the restarted web server to answer")
+    assert pid_of(server, "granian") != web
+    assert running(worker), "the worker must keep running while the web server restarts"
+    assert server.proc.poll() is None
+    assert "the web server exited unexpectedly" in server.output()
+
+
+def test_restarts_a_dead_worker_and_the_web_server_stays_up(server, run_env):
+    wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
+    wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
+    web, worker = pid_of(server, "granian"), pid_of(server, "db_worker")
+
+    os.kill(worker, signal.SIGKILL)
+
+    wait_for(lambda: "restarted task worker 1" in server.output(), "the worker's restart")
+    wait_for(
+        lambda: any(pid != worker for pid, a in server.children().items() if "db_worker" in a),
+        "a new db_worker process",
+    )
+    assert running(web)
+    assert get(run_env["PORT"], "/healthz") == 200
+    assert server.proc.poll() is None
+
+
+def _answers(port: str) -> bool:
+    try:
+        return get(port, "/healthz") == 200
+    except OSError:
+        return False
+
+
+def test_warns_when_sigint_is_ignored_and_still_stops_on_sigterm(run_env):
+    server = Server(run_env, preexec_fn=ignored_sigint)
+    try:
+        wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
+        assert "SIGINT is ignored" in server.output()
+        children = server.children()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=DEADLINE) == 0
+        assert not [pid for pid in children if running(pid)]
+    finally:
+        server.stop()
+
+
+def test_does_not_warn_about_sigint_when_a_terminal_would_deliver_it(server):
+    wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
+    assert "SIGINT is ignored" not in server.output()
 
 
 def test_refuses_a_busy_port_with_a_hint(run_env):

@@ -1,1 +1,1 @@
-"""Helpers shared by tests that run real processes (gunicorn, db_worker, manage.py)."""
+"""Helpers shared by tests that run real processes (the web server, db_worker, manage.py)."""

@@ -1,4 +1,4 @@
-"""Real Switchyard processes for tests: manage.py commands, gunicorn and db_worker.
+"""Real Switchyard processes for tests: manage.py commands, the web server and db_worker.
 
 The processes run the production settings (config.settings) with an environment built
 here, against a database of their own: a SQLite file in the test's tmp directory, or, when
@@ -163,30 +163,21 @@ class _Process:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
 
-class Gunicorn(_Process):
-    """`gunicorn config.wsgi` on a free port of 127.0.0.1 (gthread, like `make run`)."""
+class WebServer(_Process):
+    """scripts/serve-web.sh (granian serving config.asgi, as `make run` does) on a free port
+    of 127.0.0.1, with one worker process unless the environment says otherwise."""
 
     def __init__(self, env: dict, log_path: Path, port: int | None = None):
         self.port = port or free_port()
-        super().__init__(
-            [
-                str(BIN / "gunicorn"),
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "5",
-                "--no-control-socket",
-            ],
-            env,
-            log_path,
-        )
+        env = {
+            "WEB_CONCURRENCY": "1",
+            "SHUTDOWN_GRACE_SECONDS": "10",
+            **env,
+            "BIND_ADDRESS": "127.0.0.1",
+            "PORT": str(self.port),
+            "VENV": str(BIN.parent),
+        }
+        super().__init__(["bash", str(ROOT / "scripts" / "serve-web.sh")], env, log_path)
 
     @property
     def base_url(self) -> str:
@@ -197,7 +188,7 @@ class Gunicorn(_Process):
         wait_until(
             lambda: get_json(f"{self.base_url}/healthz") is not None,
             timeout=timeout,
-            what="gunicorn answering /healthz",
+            what="the web server answering /healthz",
             process=self.process,
         )
         return self

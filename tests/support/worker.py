@@ -9,7 +9,11 @@ WORKER_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
 def run_worker_until_idle(worker_id: str = "test-worker") -> str:
-    """Run `manage.py db_worker --batch` until the queue is empty; return its output."""
+    """Run `manage.py db_worker --batch` until the queue is empty; return its output.
+
+    One thread, the caller's: the test's own database connection (and its transaction)
+    is the one the tasks see.
+    """
     out = StringIO()
     call_command(
         "db_worker",
@@ -20,6 +24,8 @@ def run_worker_until_idle(worker_id: str = "test-worker") -> str:
         "0",
         "--worker-id",
         worker_id,
+        "--threads",
+        "1",
         stdout=out,
         stderr=out,
     )

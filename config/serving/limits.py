@@ -1,0 +1,124 @@
+"""Request-body limits that hold before Django sees a request (ASGI wrapper).
+
+Under ASGI, Django reads the whole body before any view runs (into memory, then a temporary
+file), whatever its size and however slowly it arrives. So the body is read here first,
+bounded in size (`SERVER_MAX_BODY_BYTES`) and in time (`SERVER_BODY_TIMEOUT_SECONDS` for the
+whole body), then replayed to Django. A request over either bound is answered at once, in
+the documented error shape of its path, with `Connection: close`: the unread rest of its
+body must never be taken for the next request on a kept-alive connection.
+"""
+
+import asyncio
+import json
+import time
+
+V1_PREFIX = "/v1/"
+
+
+def _error(path: str, status: int, code: str, message: str, details: dict) -> bytes:
+    if path.startswith(V1_PREFIX) or path == V1_PREFIX.rstrip("/"):
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        }
+    else:
+        body = {"error": {"code": code, "message": message, "details": details}}
+    return json.dumps(body).encode()
+
+
+async def _respond_and_close(
+    send, path: str, status: int, code: str, message: str, details: dict
+) -> None:
+    body = _error(path, status, code, message, details)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimits:
+    """Read each HTTP body within `max_bytes` and `timeout` seconds, then hand it on."""
+
+    def __init__(self, app, *, max_bytes: int, timeout: float):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            return await self._too_large(send, path)
+
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(max(remaining, 0)):
+                    message = await receive()
+            except TimeoutError:
+                return await _respond_and_close(
+                    send,
+                    path,
+                    408,
+                    "request_timeout",
+                    f"The request body did not arrive within {self.timeout:g} s.",
+                    {"timeout_seconds": self.timeout},
+                )
+            if message["type"] == "http.disconnect":
+                return None  # the client left before its request was complete
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                return await self._too_large(send, path)
+            if body:
+                chunks.append(body)
+            if not message.get("more_body", False):
+                break
+
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+    async def _too_large(self, send, path: str):
+        return await _respond_and_close(
+            send,
+            path,
+            413,
+            "request_too_large",
+            f"The request body is larger than the {self.max_bytes} bytes allowed.",
+            {"max_bytes": self.max_bytes},
+        )
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

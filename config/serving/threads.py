@@ -1,0 +1,172 @@
+"""A bounded, reused set of threads for the sync views under ASGI.
+
+Django's ASGI handler gives every request its own thread-sensitive context, so each request
+that runs sync code (every view today, the middleware, `response.close()`) gets a brand-new
+thread, and with it a brand-new database connection: unbounded threads under load, and
+`CONN_MAX_AGE` worth nothing (a SQLite connection with its PRAGMAs, or a PostgreSQL
+handshake, on every request). `ASGI_THREADS` does not help: it sizes only the loop's default
+executor, which Django uses for `thread_sensitive=False` work.
+
+Here each HTTP request leases one of `WEB_THREADS` long-lived threads, at its first
+thread-sensitive call, and keeps it until the request ends (every sync call of one request
+must run on one thread: its database connection and transaction live there). A request that
+never runs sync code (an async view) never takes a thread, so async views keep being served
+while every thread is busy. When all are busy, further sync requests wait their turn on the
+event loop, costing a socket and a few kilobytes, not a thread.
+"""
+
+import itertools
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Executor, Future
+
+from asgiref.sync import ThreadSensitiveContext
+
+
+class _Worker:
+    """One long-lived thread running the calls it is handed, one at a time."""
+
+    def __init__(self, name: str):
+        self.calls: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.calls.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # handed to the awaiting coroutine, as executors do
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
+class StickyThreadPool:
+    """`size` threads, each leased to one request at a time (FIFO when all are busy)."""
+
+    def __init__(self, size: int, name: str = "sync-view"):
+        if size < 1:
+            raise ValueError("a thread pool needs at least one thread")
+        self.size = size
+        self._name = name
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._started = 0
+        self._counter = itertools.count(1)
+        self._waiting: deque[_Lease] = deque()
+
+    def lease(self) -> "_Lease":
+        return _Lease(self)
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return self._started - len(self._idle)
+
+    def _acquire(self, lease: "_Lease") -> _Worker | None:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._started < self.size:
+                self._started += 1
+                return _Worker(f"{self._name}-{next(self._counter)}")
+            self._waiting.append(lease)
+            return None
+
+    def _release(self, worker: _Worker) -> None:
+        with self._lock:
+            while self._waiting:
+                lease = self._waiting.popleft()
+                if not lease.released:
+                    break
+            else:
+                self._idle.append(worker)
+                return
+        lease._assign(worker)
+
+    def _forget(self, lease: "_Lease") -> None:
+        with self._lock:
+            try:
+                self._waiting.remove(lease)
+            except ValueError:
+                pass
+
+
+class _Lease(Executor):
+    """The executor one request's thread-sensitive calls go to: one pooled thread."""
+
+    def __init__(self, pool: StickyThreadPool):
+        self._pool = pool
+        self._worker: _Worker | None = None
+        self._pending: list = []
+        self._asked = False
+        self.released = False
+        self._lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        item = (future, fn, args, kwargs)
+        with self._lock:
+            if self.released:
+                raise RuntimeError("this request's thread lease has ended")
+            worker = self._worker
+            if worker is None:
+                self._pending.append(item)
+                ask = not self._asked
+                self._asked = True
+        if worker is not None:
+            worker.calls.put(item)
+            return future
+        if ask:
+            worker = self._pool._acquire(self)
+            if worker is not None:
+                self._assign(worker)
+        return future
+
+    def _assign(self, worker: _Worker) -> None:
+        with self._lock:
+            self._worker = worker
+            pending, self._pending = self._pending, []
+        for item in pending:
+            worker.calls.put(item)
+
+    def release(self) -> None:
+        """End of the request: its thread goes to the next waiting request."""
+        with self._lock:
+            self.released = True
+            worker, self._worker = self._worker, None
+            pending, self._pending = self._pending, []
+        for future, *_ in pending:
+            future.cancel()
+        if worker is not None:
+            self._pool._release(worker)
+        else:
+            self._pool._forget(self)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.release()
+
+
+class SyncViewThreads:
+    """ASGI wrapper: every HTTP request's thread-sensitive calls share one pooled thread."""
+
+    def __init__(self, app, size: int):
+        self.app = app
+        self.pool = StickyThreadPool(size)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        lease = self.pool.lease()
+        try:
+            async with ThreadSensitiveContext(executor=lease):
+                await self.app(scope, receive, send)
+        finally:
+            lease.release()

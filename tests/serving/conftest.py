@@ -1,0 +1,32 @@
+"""A real web server (scripts/serve-web.sh) on its own migrated database, for socket tests.
+
+One server per module: the tests only read from it, and starting one (migrations
+included) costs seconds.
+"""
+
+import pytest
+
+from tests.support.processes import WebServer, manage, process_env, subprocess_database
+
+# Short enough that a test sees the server close a trickling connection quickly.
+HEADER_TIMEOUT = 2
+BODY_TIMEOUT = 2
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("server")
+    with subprocess_database(tmp_path) as database_url:
+        env = process_env(
+            database_url,
+            tmp_path,
+            SERVER_HEADER_TIMEOUT_SECONDS=HEADER_TIMEOUT,
+            SERVER_MAX_BODY_BYTES=256 * 1024,
+            SERVER_BODY_TIMEOUT_SECONDS=BODY_TIMEOUT,
+        )
+        manage(env, "migrate", "--noinput", "-v", "0")
+        web = WebServer(env, tmp_path / "server.log").start()
+        try:
+            yield web
+        finally:
+            web.stop()
