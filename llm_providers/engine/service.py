@@ -22,15 +22,19 @@ A config's `metadata` may hold (all optional):
      "pricing": {...}}         # see llm_providers.usage.pricing
 """
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tenants.models import Tenant
 
+from ..errors import ErrorType, ProviderError
 from ..models import Endpoint, ProviderConfig
 from ..redaction import register_secret
+from ..transport import asend as atransport
 from ..transport import send as transport
+from .aio import run_db
 from .arguments import check_common, check_max_tokens, check_messages, check_options
 from .calls import (
     CallRecord,
@@ -43,7 +47,7 @@ from .calls import (
 from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
 from .results import CompletionResult, ModelListResult
-from .streaming import ChatStream
+from .streaming import AsyncChatStream, ChatStream
 
 
 class LLMService:
@@ -117,17 +121,8 @@ class LLMService:
         """Complete `prompt` (with an optional system prompt); never raises for provider trouble.
 
         `options` lower this call's limits (timeout, deadline, retries); see options.py."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt must be a non-empty string.")
-        if system is not None and not isinstance(system, str):
-            raise ValueError("system must be a string.")
-        check_max_tokens(max_tokens, required=True)
-        messages: list[dict] = []
-        if system:
-            messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt})
         return self._complete(
-            messages,
+            _prompt_messages(prompt, system, max_tokens),
             max_tokens=max_tokens,
             model=model,
             temperature=temperature,
@@ -151,12 +146,8 @@ class LLMService:
     ) -> CompletionResult:
         """A chat completion from OpenAI-style `messages`; `extra` holds further body fields
         (top_p, stop, …) passed on where the provider has them."""
-        check_messages(messages)
-        check_max_tokens(max_tokens, required=False)
-        if extra is not None and not isinstance(extra, Mapping):
-            raise ValueError("extra must be a mapping.")
         return self._complete(
-            list(messages),
+            _chat_messages(messages, max_tokens, extra),
             max_tokens=max_tokens,
             model=model,
             temperature=temperature,
@@ -183,10 +174,7 @@ class LLMService:
         Retries happen only before the first byte. The usage row is written when the
         stream ends, fails, or is closed early (a client that went away).
         """
-        check_messages(messages)
-        check_max_tokens(max_tokens, required=False)
-        check_common(model, temperature, endpoint, metadata)
-        check_options(options)
+        _check_stream(messages, max_tokens, model, temperature, endpoint, metadata, options)
         started = time.perf_counter()
         resolved = self.resolve()
         call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
@@ -231,6 +219,108 @@ class LLMService:
             record_usage=record_usage,
         )
 
+    # -- the async API (SPEC §12): the same arguments, results and rules ------------
+    async def aresolve(self) -> ResolvedConfig:
+        """`resolve()` without blocking the loop (the lookup runs on a thread)."""
+        if self._resolved is None:
+            self._resolved = await run_db(self._load_config)
+        return self._resolved
+
+    async def agenerate_completion(
+        self,
+        prompt: str,
+        max_tokens: int = 1000,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.COMPLETION,
+        metadata: dict | None = None,
+        options: CallOptions | None = None,
+    ) -> CompletionResult:
+        """`generate_completion`, awaitable: the provider call costs a socket, not a thread."""
+        return await self._acomplete(
+            _prompt_messages(prompt, system, max_tokens),
+            max_tokens=max_tokens,
+            model=model,
+            temperature=temperature,
+            endpoint=endpoint,
+            metadata=metadata,
+            extra=None,
+            options=options,
+        )
+
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.CHAT,
+        metadata: dict | None = None,
+        extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
+    ) -> CompletionResult:
+        """`chat`, awaitable. Cancelling the task (a client that left) stops the provider
+        call (its connection is closed) and writes the row with `client_disconnected`."""
+        return await self._acomplete(
+            _chat_messages(messages, max_tokens, extra),
+            max_tokens=max_tokens,
+            model=model,
+            temperature=temperature,
+            endpoint=endpoint,
+            metadata=metadata,
+            extra=extra,
+            options=options,
+        )
+
+    async def astream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        max_tokens: int | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.CHAT,
+        metadata: dict | None = None,
+        extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
+    ) -> AsyncChatStream:
+        """`stream_chat`, awaitable: `async for delta in await service.astream_chat(…)`.
+
+        The same StreamDeltas; the usage row is written when the stream ends, fails, or is
+        closed early (`await stream.aclose()`, or the task cancelled)."""
+        _check_stream(messages, max_tokens, model, temperature, endpoint, metadata, options)
+        started = time.perf_counter()
+        resolved = await self.aresolve()
+        call = CallRecord(self, resolved, list(messages), model, endpoint, metadata, started)
+        if not resolved.usable:
+            stream = AsyncChatStream(call, None, None)
+        else:
+            spec = chat_request(
+                call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
+            )
+            outcome = await _cancellable(call, _asend(resolved, spec, options))
+            stream = AsyncChatStream(call, outcome, resolved.adapter)
+        if stream.error is not None:
+            stream.result = await run_db(call.finish, error=stream.error)
+        return stream
+
+    async def _acomplete(
+        self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra, options
+    ):
+        check_common(model, temperature, endpoint, metadata)
+        check_options(options)
+        started = time.perf_counter()
+        resolved = await self.aresolve()
+        call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        if not resolved.usable:
+            return await run_db(call.finish, error=resolved.error)
+        spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
+        outcome = await _cancellable(call, _asend(resolved, spec, options))
+        return await run_db(finish_chat, call, outcome)
+
     # -- internals ---------------------------------------------------------------------
     def _complete(
         self, messages, *, max_tokens, model, temperature, endpoint, metadata, extra, options
@@ -246,15 +336,74 @@ class LLMService:
         return finish_chat(call, _send(resolved, spec, options))
 
 
-# -- the sync transport: the only part an async twin does differently -------------------
-def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
+def _prompt_messages(prompt, system, max_tokens) -> list[dict]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string.")
+    if system is not None and not isinstance(system, str):
+        raise ValueError("system must be a string.")
+    check_max_tokens(max_tokens, required=True)
+    messages: list[dict] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
+
+def _chat_messages(messages, max_tokens, extra) -> list:
+    check_messages(messages)
+    check_max_tokens(max_tokens, required=False)
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValueError("extra must be a mapping.")
+    return list(messages)
+
+
+def _check_stream(messages, max_tokens, model, temperature, endpoint, metadata, options):
+    check_messages(messages)
+    check_max_tokens(max_tokens, required=False)
+    check_common(model, temperature, endpoint, metadata)
+    check_options(options)
+
+
+# -- the transports: the only part the sync and async paths do differently ---------------
+def _transport_args(resolved: ResolvedConfig, options: CallOptions | None) -> dict:
     register_secret(resolved.api_key)
     limits = call_limits(resolved, options)
-    return transport.send(
-        spec,
-        map_error=resolved.adapter.map_error,
-        check=resolved.check_address,
-        max_retries=limits.max_retries,
-        read_timeout=limits.read_timeout,
-        deadline=limits.deadline,
-    )
+    return {
+        "map_error": resolved.adapter.map_error,
+        "check": resolved.check_address,
+        "max_retries": limits.max_retries,
+        "read_timeout": limits.read_timeout,
+        "deadline": limits.deadline,
+    }
+
+
+def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
+    return transport.send(spec, **_transport_args(resolved, options))
+
+
+async def _asend(resolved: ResolvedConfig, spec, options: CallOptions | None):
+    return await atransport.asend(spec, **_transport_args(resolved, options))
+
+
+CLIENT_LEFT = "The client went away before the provider answered; the call was cancelled."
+
+
+async def _cancellable(call: CallRecord, sending):
+    """Await the provider call; if the task is cancelled (the client left), the transport
+    has closed the connection (the provider sees the call end), and the usage row says
+    so before the cancellation goes on."""
+    try:
+        return await sending
+    except asyncio.CancelledError:
+        write = asyncio.ensure_future(
+            run_db(
+                call.finish,
+                error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+                extra_metadata={"client_disconnected": True, "cancelled": True},
+            )
+        )
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            pass
+        raise
