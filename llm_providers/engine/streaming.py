@@ -60,6 +60,7 @@ class _StreamRecord:
         self._ended = False
         self._stream_error: ProviderError | None = None
         self._end: float | None = None
+        self._closing = False
         self.result: CompletionResult | None = None
         self.error: ProviderError | None = None
         if outcome is None:
@@ -258,8 +259,9 @@ class ChatStream(_StreamRecord):
         self.close()
 
     def close(self) -> None:
-        if self.result is not None:
+        if self.result is not None or self._closing:
             return
+        self._closing = True  # once, even when the write raises
         if self._response is not None:
             self._response.close()
         self.result = self._call.finish(**self._finish_kwargs())
@@ -309,8 +311,9 @@ class AsyncChatStream(_StreamRecord):
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self.result is not None:
+        if self.result is not None or self._closing:
             return
+        self._closing = True  # once, even when the write raises
         if self._response is not None:
             self._response.close()  # at once: the provider sees the stream end
         kwargs = self._finish_kwargs()

@@ -65,6 +65,12 @@ def note_success() -> None:
     _state["last_failure"] = 0.0
 
 
+def failing_now() -> bool:
+    """A usage write failed in the last DEGRADED_SECONDS (and none succeeded since)."""
+    failure = _state["last_failure"]
+    return bool(failure) and time.monotonic() - failure < DEGRADED_SECONDS
+
+
 def pending_files() -> list[Path]:
     directory = spool_dir()
     if not directory.is_dir():
@@ -74,10 +80,7 @@ def pending_files() -> list[Path]:
 
 def is_degraded() -> bool:
     """A usage write failed lately, or rows wait in the spool."""
-    failure = _state["last_failure"]
-    if failure and time.monotonic() - failure < DEGRADED_SECONDS:
-        return True
-    return has_pending()
+    return failing_now() or has_pending()
 
 
 def has_pending() -> bool:
