@@ -92,7 +92,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    resource.setrlimit(resource.RLIMIT_NOFILE, (20000, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(20000, hard), hard))
     port = _free_port()
     standin = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "standin.py"), "--ports", str(port)],

@@ -16,7 +16,9 @@ from tests.support.upstream import MODEL
 TERMINAL = {"succeeded", "failed", "cancelled"}
 BUILDS = 8
 
-ENQUEUE = "from llm_providers.usage.tasks import roll_up_usage\nprint('TASK', roll_up_usage.enqueue().id)"
+ENQUEUE = (
+    "from llm_providers.usage.tasks import roll_up_usage\nprint('TASK', roll_up_usage.enqueue().id)"
+)
 STATUS = (
     "from django_tasks_db.models import DBTaskResult\n"
     "print('STATUS', DBTaskResult.objects.get(id='{id}').status)"
