@@ -242,7 +242,10 @@ class ChatStream(_StreamRecord):
                     if self._done:
                         break
                 else:
-                    yield from self._finish_bytes()
+                    if guard is not None and guard.fired:  # cut by the watchdog: an EOF
+                        yield from self._timed_out()
+                    else:
+                        yield from self._finish_bytes()
             except (requests.RequestException, OSError) as exc:  # broke off mid-stream
                 if guard is not None and guard.fired:
                     yield from self._timed_out()
