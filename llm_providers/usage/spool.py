@@ -4,8 +4,8 @@ Once a provider has answered, the call happened and must be accounted. `write_us
 retries a failed INSERT briefly (the database locked or restarting), then appends the
 row here: one JSON line, flushed and fsync'ed, in `LLM_USAGE_SPOOL_DIR` (default
 `var/usage-spool/`), one file per process. The rows are written back, in order, by the
-next usage write of any process that succeeds (at most once every REPLAY_EVERY seconds),
-by `/healthz`, and by `manage.py replay_usage_spool`.
+next usage write of this process that succeeds (at most once every REPLAY_EVERY
+seconds) and by every `/healthz` probe (any process) while the database takes writes.
 
 - A file is claimed by renaming it (atomic on one file system), so two processes never
   replay the same rows; rows a replay could not insert go back into a new file.
