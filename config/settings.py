@@ -48,7 +48,7 @@ MIDDLEWARE = [
     # (SSE from /v1, static files) go out chunk by chunk instead of being buffered whole.
     "config.serving.streaming.SyncStreamingRelayMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.serving.static.AsyncCapableWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -306,6 +306,15 @@ SPECTACULAR_SETTINGS["SERVE_AUTHENTICATION"] = []
 # the *database server* can lose the last ~0.6 s of usage rows (never corrupts them).
 # Ignored on SQLite and inside a caller's transaction.
 LLM_USAGE_ASYNC_COMMIT = env.bool("LLM_USAGE_ASYNC_COMMIT", default=False)
+
+# --- Usage rows the database would not take (issue 15.5; llm_providers/usage/spool.py) ---
+# A usage INSERT that fails (locked, unreachable) is retried briefly, then the row is kept
+# here (one fsync'ed JSON line) and written back once the database takes writes again.
+LLM_USAGE_SPOOL_DIR = env.str("LLM_USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
+
+# --- Streams (issue 15.8) -----------------------------------------------------------------
+# Longest a stream may run, from its first byte; 0: the call's deadline (LLM_REQUEST_DEADLINE).
+LLM_STREAM_MAX_SECONDS = env.float("LLM_STREAM_MAX_SECONDS", default=0)
 
 # --- Usage retention (issue 12) ---------------------------------------------------------
 # When set, the task worker deletes raw usage rows older than this many days whose days

@@ -34,3 +34,8 @@ WHITENOISE_AUTOREFRESH = True
 
 # Each test run gets its own in-memory cache (throttles, validation state).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Rows the test database refused go to a throwaway spool, never the checkout's var/.
+import tempfile as _tempfile  # noqa: E402
+
+LLM_USAGE_SPOOL_DIR = _tempfile.mkdtemp(prefix="switchyard-test-spool-")

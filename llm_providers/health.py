@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from llm_providers.limits.breaker import health_counts
+from llm_providers.usage import spool
 from llm_providers.usage.selectors import enqueue_daily_usage_task
 from llm_providers.validation.health import latest_validation
 
@@ -45,6 +46,21 @@ def validation_check() -> dict:
     }
 
 
+def usage_writes_check() -> dict:
+    """Whether usage rows are being written (issue 15.5): `degraded` while writes fail or
+    rows wait in the local spool; the probe also writes spooled rows back."""
+    pending = spool.pending_files()
+    if pending and not spool.failing_now():
+        try:
+            spool.replay()
+        except Exception:
+            logger.warning("healthz: usage spool replay failed", exc_info=True)
+        pending = spool.pending_files()
+    if spool.failing_now() or pending:
+        return {"status": "degraded", "spool_files": len(pending), "failing": spool.failing_now()}
+    return {"status": "ok"}
+
+
 def queue_daily_usage_work() -> None:
     """With retention on, load balancers' probes make sure the daily usage task is queued.
 
@@ -67,10 +83,11 @@ def healthz(request):
         return JsonResponse({"status": "fail", "checks": {"database": database}}, status=503)
     queue_daily_usage_work()
     validation = validation_check()
-    status = "degraded" if validation["status"] == "degraded" else "ok"
+    usage_writes = usage_writes_check()
+    degraded = "degraded" in (validation["status"], usage_writes["status"])
     return JsonResponse(
         {
-            "status": status,
+            "status": "degraded" if degraded else "ok",
             "checks": {
                 "process": {"status": "ok"},
                 "database": database,
@@ -78,6 +95,7 @@ def healthz(request):
                 # Provider configs skipped by their circuit breaker: a provider's outage,
                 # not this instance's, so it does not change `status`.
                 "breakers": health_counts(),
+                "usage_writes": usage_writes,
             },
         }
     )

@@ -10,7 +10,7 @@ database connection and the usage row it writes at the end live there). The iter
 (Django calls `response.close()` after a disconnect), exactly as under WSGI.
 """
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 
 _END = object()
@@ -33,15 +33,30 @@ async def _relay(iterable):
 class SyncStreamingRelayMiddleware:
     """Acts only on requests served over ASGI; under WSGI responses pass untouched.
 
-    Django runs it in sync mode (WhiteNoise below it is sync-only), on the request's
-    thread; the async iterator it sets is consumed later by the ASGI handler on the loop.
+    Sync or async, as Django runs the chain (every middleware is async-capable, so under
+    ASGI it runs on the loop and async views hold no thread); the async iterator it sets
+    is consumed later by the ASGI handler on the loop.
     """
+
+    sync_capable = True
+    async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        response = self.get_response(request)
+        if self._async:
+            return self._acall(request)
+        return self._relayed(request, self.get_response(request))
+
+    async def _acall(self, request):
+        return self._relayed(request, await self.get_response(request))
+
+    @staticmethod
+    def _relayed(request, response):
         if isinstance(request, ASGIRequest) and response.streaming and not response.is_async:
             # Setting streaming_content keeps the original iterator's close() among the
             # response's closers (it was registered when the response was built).

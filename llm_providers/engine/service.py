@@ -23,6 +23,7 @@ A config's `metadata` may hold (all optional):
      "pricing": {...}}         # see llm_providers.usage.pricing
 """
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,7 +37,9 @@ from ..limits import fallback
 from ..models import Endpoint, ProviderConfig
 from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
+from ..transport import asend as atransport
 from ..transport import send as transport
+from .aio import run_db
 from .arguments import check_common, check_max_tokens, check_messages, check_options
 from .calls import (
     CallRecord,
@@ -50,7 +53,7 @@ from .embeddings import run_embed
 from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
 from .results import ChatResult, CompletionResult, EmbeddingResult, ModelListResult
-from .streaming import ChatStream
+from .streaming import AsyncChatStream, ChatStream
 
 
 class LLMService:
@@ -135,17 +138,8 @@ class LLMService:
         """Complete `prompt` (with an optional system prompt); never raises for provider trouble.
 
         `options` lower this call's limits (timeout, deadline, retries); see options.py."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt must be a non-empty string.")
-        if system is not None and not isinstance(system, str):
-            raise ValueError("system must be a string.")
-        check_max_tokens(max_tokens, required=True)
-        messages: list[dict] = []
-        if system:
-            messages.append({"role": "system", "content": system})
-        messages.append({"role": "user", "content": prompt})
         return self._complete(
-            messages,
+            _prompt_messages(prompt, system, max_tokens),
             max_tokens=max_tokens,
             model=model,
             temperature=temperature,
@@ -290,6 +284,102 @@ class LLMService:
             record_usage=record_usage,
         )
 
+    # -- the async API (SPEC §12): the same arguments, results and rules ------------
+    async def aresolve(self) -> ResolvedConfig:
+        """`resolve()` without blocking the loop (the lookup runs on a thread)."""
+        if self._resolved is None:
+            self._resolved = await run_db(self._load_config)
+        return self._resolved
+
+    async def agenerate_completion(
+        self,
+        prompt: str,
+        max_tokens: int = 1000,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.COMPLETION,
+        metadata: dict | None = None,
+        options: CallOptions | None = None,
+    ) -> CompletionResult:
+        """`generate_completion`, awaitable: the provider call costs a socket, not a thread."""
+        return await self._acomplete(
+            _prompt_messages(prompt, system, max_tokens),
+            max_tokens=max_tokens,
+            model=model,
+            temperature=temperature,
+            endpoint=endpoint,
+            metadata=metadata,
+            extra=None,
+            options=options,
+        )
+
+    async def achat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.CHAT,
+        metadata: dict | None = None,
+        extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
+    ) -> ChatResult:
+        """`chat`, awaitable. Cancelling the task (a client that left) stops the provider
+        call (its connection is closed) and writes the row with `client_disconnected`."""
+        check_messages(messages)
+        check_max_tokens(max_tokens, required=False)
+        return await self._acomplete(
+            list(messages),
+            max_tokens=max_tokens,
+            model=model,
+            temperature=temperature,
+            endpoint=endpoint,
+            metadata=metadata,
+            extra=chat_extra(extra, tools, tool_choice, response_format),
+            options=options,
+            result_class=ChatResult,
+        )
+
+    async def astream_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        endpoint: str = Endpoint.CHAT,
+        metadata: dict | None = None,
+        extra: Mapping[str, Any] | None = None,
+        options: CallOptions | None = None,
+    ) -> AsyncChatStream:
+        """`stream_chat`, awaitable: `async for delta in await service.astream_chat(…)`.
+
+        The same StreamDeltas; the usage row is written when the stream ends, fails, or is
+        closed early (`await stream.aclose()`, or the task cancelled)."""
+        check_messages(messages)
+        check_max_tokens(max_tokens, required=False)
+        check_common(model, temperature, endpoint, metadata)
+        check_options(options)
+        extra = chat_extra(extra, tools, tool_choice, response_format)
+        resolved = await self.aresolve()
+        chain = await run_db(_chain, self, resolved, metadata)
+        call = dict(messages=list(messages), max_tokens=max_tokens, temperature=temperature)
+        call.update(endpoint=endpoint, extra=extra, options=options)
+        stream = await self._astart_stream(resolved, model=model, metadata=chain.metadata(), **call)
+        # Fallbacks only before the first byte, as in stream_chat.
+        while (after := await run_db(chain.next, stream.error)) is not None:
+            stream = await self._astart_stream(after, model=None, metadata=chain.metadata(), **call)
+        return stream
+
     # -- internals ---------------------------------------------------------------------
     def _send(self, resolved: ResolvedConfig, spec, options: CallOptions | None = None):
         """The sync transport, for the engine's helpers (passthrough, embeddings)."""
@@ -381,6 +471,118 @@ class LLMService:
             return call.finish(error=unsupported_error(exc))
         return finish_chat(call, _send(resolved, spec, options))
 
+    async def _astart_stream(
+        self,
+        resolved,
+        *,
+        messages,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+    ) -> AsyncChatStream:
+        started = time.perf_counter()
+        call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        call.result_class = ChatResult
+        error = resolved.error
+        if error is None:
+            error = await run_db(call.admit, max_tokens)  # limits: before the first byte
+        if error is None:
+            try:
+                spec = chat_request(
+                    call, max_tokens=max_tokens, temperature=temperature, extra=extra, stream=True
+                )
+            except UnsupportedFeature as exc:
+                error = unsupported_error(exc)
+        if error is not None:
+            stream = AsyncChatStream(call, None, None, error=error)
+            stream.result = await run_db(call.finish, error=error)
+            return stream
+        outcome = await _cancellable(call, _asend(resolved, spec, options))
+        stream = AsyncChatStream(call, outcome, resolved.adapter)
+        if stream.error is not None:
+            stream.result = await run_db(call.finish, error=stream.error)
+        return stream
+
+    async def _acomplete(
+        self,
+        messages,
+        *,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+        result_class=CompletionResult,
+    ):
+        check_common(model, temperature, endpoint, metadata)
+        check_options(options)
+        resolved = await self.aresolve()
+        chain = await run_db(_chain, self, resolved, metadata)
+        call = dict(messages=messages, max_tokens=max_tokens, temperature=temperature)
+        call.update(endpoint=endpoint, extra=extra, options=options, result_class=result_class)
+        result = await self._acomplete_with(
+            resolved, model=model, metadata=chain.metadata(), **call
+        )
+        while (after := await run_db(chain.next, result.error)) is not None:
+            result = await self._acomplete_with(
+                after, model=None, metadata=chain.metadata(), **call
+            )
+        return result
+
+    async def _acomplete_with(
+        self,
+        resolved,
+        *,
+        messages,
+        max_tokens,
+        model,
+        temperature,
+        endpoint,
+        metadata,
+        extra,
+        options,
+        result_class,
+    ):
+        started = time.perf_counter()
+        call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
+        call.result_class = result_class
+        if not resolved.usable:
+            return await run_db(call.finish, error=resolved.error)
+        refused = await run_db(call.admit, max_tokens)
+        if refused is not None:
+            return await run_db(call.finish, error=refused)
+        try:
+            spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
+        except UnsupportedFeature as exc:
+            return await run_db(call.finish, error=unsupported_error(exc))
+        outcome = await _cancellable(call, _asend(resolved, spec, options))
+        return await run_db(finish_chat, call, outcome)
+
+
+def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
+    return fallback.Chain(
+        service.tenant_id, resolved, forced=not service._fallbacks, metadata=metadata
+    )
+
+
+def _prompt_messages(prompt, system, max_tokens) -> list[dict]:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string.")
+    if system is not None and not isinstance(system, str):
+        raise ValueError("system must be a string.")
+    check_max_tokens(max_tokens, required=True)
+    messages: list[dict] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return messages
+
 
 def chat_extra(extra, tools, tool_choice, response_format) -> dict:
     """`extra` with the named chat options merged in (the named ones win)."""
@@ -408,15 +610,46 @@ def unsupported_error(exc: UnsupportedFeature) -> ProviderError:
     return ProviderError(ErrorType.INVALID_REQUEST, exc.message, param=exc.param)
 
 
-# -- the sync transport: the only part an async twin does differently -------------------
-def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
+# -- the transports: the only part the sync and async paths do differently ---------------
+def _transport_args(resolved: ResolvedConfig, options: CallOptions | None) -> dict:
     register_secret(resolved.api_key)
     limits = call_limits(resolved, options)
-    return transport.send(
-        spec,
-        map_error=resolved.adapter.map_error,
-        check=resolved.check_address,
-        max_retries=limits.max_retries,
-        read_timeout=limits.read_timeout,
-        deadline=limits.deadline,
-    )
+    return {
+        "map_error": resolved.adapter.map_error,
+        "check": resolved.check_address,
+        "max_retries": limits.max_retries,
+        "read_timeout": limits.read_timeout,
+        "deadline": limits.deadline,
+    }
+
+
+def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
+    return transport.send(spec, **_transport_args(resolved, options))
+
+
+async def _asend(resolved: ResolvedConfig, spec, options: CallOptions | None):
+    return await atransport.asend(spec, **_transport_args(resolved, options))
+
+
+CLIENT_LEFT = "The client went away before the provider answered; the call was cancelled."
+
+
+async def _cancellable(call: CallRecord, sending):
+    """Await the provider call; if the task is cancelled (the client left), the transport
+    has closed the connection (the provider sees the call end), and the usage row says
+    so before the cancellation goes on."""
+    try:
+        return await sending
+    except asyncio.CancelledError:
+        write = asyncio.ensure_future(
+            run_db(
+                call.finish,
+                error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+                extra_metadata={"client_disconnected": True, "cancelled": True},
+            )
+        )
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            pass
+        raise

@@ -75,6 +75,28 @@ def authenticate_key(key: str) -> TenantAPIKey:
     return api_key
 
 
+def cached_key(key: str) -> TenantAPIKey | None:
+    """The cached key row for `key`, None when it must be looked up (no database access).
+
+    AuthenticationFailed for a cached key that has expired since."""
+    if ttl() <= 0:
+        return None
+    api_key = _keys.get(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
+    if api_key is _MISSING:
+        return None
+    if api_key.expiry_date is not None and api_key.expiry_date <= timezone.now():
+        raise AuthenticationFailed("API key has expired.")
+    return api_key
+
+
+def cached_config(tenant_id: str | int) -> resolution.ResolvedConfig | None:
+    """The cached resolution, None when it must be looked up (no database access)."""
+    if ttl() <= 0:
+        return None
+    resolved = _configs.get(tenant_id)
+    return None if resolved is _MISSING else resolved
+
+
 def resolved_config(tenant_id: str | int) -> resolution.ResolvedConfig:
     """Where the tenant's calls go (as LLMService resolves it), cached for a few seconds."""
     resolved = _configs.get(tenant_id) if ttl() > 0 else _MISSING

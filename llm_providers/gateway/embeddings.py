@@ -80,14 +80,14 @@ def encode(vector: list[float], encoding: str):
 
 @csrf_exempt
 def embeddings(request):
-    from .views import _authenticate, _method_not_allowed, _server_timing
+    from .views import _method_not_allowed, _server_timing, authenticate
 
     started = time.perf_counter()
     provider_ms = None
     if request.method != "POST":
         response = _method_not_allowed("POST")
     else:
-        tenant_id, response = _authenticate(request)
+        tenant_id, response = authenticate(request)
         if response is None:
             response, provider_ms = _embeddings(request, tenant_id)
     _server_timing(response, started, provider_ms)

@@ -10,12 +10,24 @@ measured inside the view. For a stream the headers leave before the body, so `pr
 is the time until the provider's response headers (time to first byte) and `total` the
 time until our own headers were sent; the stream's full duration is the usage row's
 `latency_ms`.
+
+Async views (issue 9): a call waiting on its provider costs a socket and a coroutine,
+not a thread. With the /v1 caches warm, nothing here touches the database until the
+usage row (written on a thread: engine/aio.py). A client that leaves cancels the view
+(Django's ASGI handler): a plain call's provider request is closed and its row says
+`client_disconnected`; a stream is closed at once (`RelayResponse`) and its row says so.
+The database being down or failing usage writes is answered with a 503 before any
+provider is called (`_database_refusal`).
 """
 
 import json
+import logging
 import time
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
@@ -23,14 +35,18 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from tenants.authentication import resolve_request_tenant
 
 from .. import limits
+from ..engine.aio import run_db
+from ..usage import spool
 from . import cache, wire
 from .errors import error_response, provider_error_response
+
+logger = logging.getLogger(__name__)
 
 JSON = "application/json"
 
 
-def _authenticate(request):
-    """(tenant_id, None) or (None, a 401/403 answer).
+def authenticate(request):
+    """(tenant_id, None) or (None, a 401/403/503 answer); sync (it may query).
 
     A Bearer key when the request has one (a wrong key is a 401, never a fall-through);
     otherwise the host project's SWITCHYARD_TENANT_RESOLVER, when one is set
@@ -47,6 +63,8 @@ def _authenticate(request):
             return None, error_response(
                 403, str(exc.detail), "invalid_request_error", "permission_denied"
             )
+        except DatabaseError as exc:
+            return None, _database_unavailable(exc)
         if tenant is not None:
             return tenant.pk, None
     if scheme.lower() != "bearer" or not key:
@@ -57,7 +75,45 @@ def _authenticate(request):
         api_key = cache.authenticate_key(key)
     except AuthenticationFailed as exc:
         return None, _unauthorized(str(exc.detail))
+    except DatabaseError as exc:
+        return None, _database_unavailable(exc)
     return api_key.tenant_id, None
+
+
+async def _authenticate(request):
+    """`authenticate` for the async views: a warm key cache touches no database."""
+    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() == "bearer" and key:
+        try:
+            api_key = cache.cached_key(key)
+        except AuthenticationFailed as exc:
+            return None, _unauthorized(str(exc.detail))
+        if api_key is not None:
+            return api_key.tenant_id, None
+    return await run_db(authenticate, request)
+
+
+def _database_unavailable(exc: BaseException | None = None) -> HttpResponse:
+    if exc is not None:
+        logger.error("/v1: the database is unavailable (%s)", type(exc).__name__)
+    response = error_response(
+        503,
+        "The service cannot record usage right now (database unavailable); retry shortly.",
+        "service_unavailable",
+        "database_unavailable",
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+def _database_refusal() -> HttpResponse | None:
+    """A 503 before the provider is called while usage writes are failing (issue 15.5):
+    a call must never be made that cannot be accounted. Calls already answered are
+    never lost: their rows are retried, then spooled (usage/spool.py)."""
+    if spool.failing_now():
+        return _database_unavailable()
+    return None
 
 
 def _unauthorized(message: str) -> HttpResponse:
@@ -84,20 +140,52 @@ def _server_timing(response, started: float, provider_ms: float | None) -> None:
     response["Server-Timing"] = ", ".join(parts)
 
 
+class RelayResponse(StreamingHttpResponse):
+    """A streamed answer whose source is closed the moment the relay stops.
+
+    When the client leaves, Django's ASGI handler cancels the request and closes the
+    response's iterator; but the middlewares' and Django's own wrapper generators do not
+    close what they iterate, so the source would only be closed when garbage-collected,
+    after the request (and its thread lease) ended. Closing the source here, inside the
+    request, closes the upstream connection and writes the usage row deterministically.
+    """
+
+    def __init__(self, source, **kwargs):
+        super().__init__(source, **kwargs)
+        self._source = source
+
+    async def __aiter__(self):
+        try:
+            async for part in self.streaming_content:
+                yield part
+        finally:
+            await self._source.aclose()
+
+
+def _under_wsgi(request) -> bool:
+    return not isinstance(request, ASGIRequest)
+
+
 @csrf_exempt
-def chat_completions(request):
+async def chat_completions(request):
+    if _under_wsgi(request):
+        from .views_wsgi import chat_completions_wsgi
+
+        return await sync_to_async(chat_completions_wsgi)(request)
     started = time.perf_counter()
-    response, provider_ms = _chat_completions(request, started)
-    _rate_limit_headers(request, response)
+    response, provider_ms = await _chat_completions(request, started)
+    tenant_id = getattr(request, "llm_tenant_id", None)
+    if tenant_id is not None and limits.needs_headers(tenant_id):
+        await run_db(rate_limit_headers, request, response)
     if "Server-Timing" not in response:
         _server_timing(response, started, provider_ms)
     return response
 
 
-def _chat_completions(request, started):
+async def _chat_completions(request, started):
     if request.method != "POST":
         return _method_not_allowed("POST"), None
-    tenant_id, denied = _authenticate(request)
+    tenant_id, denied = await _authenticate(request)
     if denied is not None:
         return denied, None
     request.llm_tenant_id = tenant_id
@@ -110,14 +198,20 @@ def _chat_completions(request, started):
     except wire.BadRequest as exc:
         return error_response(400, exc.message, "invalid_request_error", exc.code, exc.param), None
 
-    service = wire.service_for(tenant_id)
+    refused = _database_refusal()
+    if refused is not None:
+        return refused, None
+    try:
+        service = await wire.aservice_for(tenant_id)
+    except DatabaseError as exc:
+        return _database_unavailable(exc), None
     try:
         if chat.stream:
             t0 = time.perf_counter()
-            stream = wire.start_stream(service, chat)
+            stream = await wire.astart_stream(service, chat)
             provider_ms = (time.perf_counter() - t0) * 1000
         else:
-            result = wire.run_chat(service, chat)
+            result = await wire.arun_chat(service, chat)
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
@@ -133,8 +227,8 @@ def _chat_completions(request, started):
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
     model = stream.model  # the attempt that streams (after any fallback)
-    response = StreamingHttpResponse(
-        wire.sse_events(stream, chat, model), content_type="text/event-stream"
+    response = RelayResponse(
+        wire.asse_events(stream, chat, model), content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["x-switchyard-provider"] = stream.provider
@@ -143,7 +237,7 @@ def _chat_completions(request, started):
     return response, provider_ms
 
 
-def _rate_limit_headers(request, response) -> None:
+def rate_limit_headers(request, response) -> None:
     """`x-ratelimit-*` on every answer of a tenant with request or token limits (SPEC §14)."""
     tenant_id = getattr(request, "llm_tenant_id", None)
     if tenant_id is None:
@@ -158,43 +252,59 @@ def _rate_limit_headers(request, response) -> None:
 
 
 @csrf_exempt
-def models(request):
+async def models(request):
+    if _under_wsgi(request):
+        from .views_wsgi import models_wsgi
+
+        return await sync_to_async(models_wsgi)(request)
     started = time.perf_counter()
     if request.method != "GET":
         response = _method_not_allowed("GET")
     else:
-        tenant_id, response = _authenticate(request)
+        tenant_id, response = await _authenticate(request)
         if response is None:
-            body = {"object": "list", "data": wire.model_list(tenant_id)}
-            response = HttpResponse(json.dumps(body), content_type=JSON)
-            request.llm_tenant_id = tenant_id
-            _rate_limit_headers(request, response)
+            try:
+                data = await wire.amodel_list(tenant_id)
+            except DatabaseError as exc:
+                data, response = None, _database_unavailable(exc)
+            if response is None:
+                body = {"object": "list", "data": data}
+                response = HttpResponse(json.dumps(body), content_type=JSON)
+                request.llm_tenant_id = tenant_id
+                if limits.needs_headers(tenant_id):
+                    await run_db(rate_limit_headers, request, response)
     _server_timing(response, started, None)
     return response
 
 
 @csrf_exempt
-def model_detail(request, model_id):
+async def model_detail(request, model_id):
     """`GET /v1/models/{id}` (the SDKs' models.retrieve): a model the tenant can call."""
     started = time.perf_counter()
     if request.method != "GET":
         response = _method_not_allowed("GET")
     else:
-        tenant_id, response = _authenticate(request)
+        tenant_id, response = await _authenticate(request)
         if response is None:
-            found = [m for m in wire.model_list(tenant_id) if m["id"] == model_id]
-            if found:
-                response = HttpResponse(json.dumps(found[0]), content_type=JSON)
-            else:
-                response = error_response(
-                    404,
-                    f"The model {model_id!r} is not one this tenant can call.",
-                    "invalid_request_error",
-                    "model_not_found",
-                    "model",
-                )
+            response = await _model_detail(tenant_id, model_id)
     _server_timing(response, started, None)
     return response
+
+
+async def _model_detail(tenant_id, model_id) -> HttpResponse:
+    try:
+        found = [m for m in await wire.amodel_list(tenant_id) if m["id"] == model_id]
+    except DatabaseError as exc:
+        return _database_unavailable(exc)
+    if found:
+        return HttpResponse(json.dumps(found[0]), content_type=JSON)
+    return error_response(
+        404,
+        f"The model {model_id!r} is not one this tenant can call.",
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
 
 
 @csrf_exempt

@@ -5,16 +5,19 @@ with the tenant's active config taken from the in-process cache (`cache.py`).
 """
 
 import json
+import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..engine.aio import run_db
 from ..engine.results import CompletionResult
 from ..engine.service import LLMService
-from ..engine.streaming import ChatStream
+from ..engine.streaming import AsyncChatStream, ChatStream
+from ..errors import ErrorType, ProviderError
 from ..models import Endpoint, Provider
 from . import cache
 from .errors import stream_error_event
@@ -25,6 +28,7 @@ OWN_FIELDS = frozenset(
     {"model", "messages", "max_tokens", "temperature", "stream", "stream_options", "n"}
 )
 USAGE_METADATA = {"via": "v1"}
+logger = logging.getLogger(__name__)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -149,6 +153,14 @@ def service_for(tenant_id: str) -> LLMService:
     return LLMService(tenant_id, resolved=cache.resolved_config(tenant_id))
 
 
+async def aservice_for(tenant_id: str) -> LLMService:
+    """`service_for` without blocking the loop: a warm cache touches no database."""
+    resolved = cache.cached_config(tenant_id)
+    if resolved is None:
+        resolved = await run_db(cache.resolved_config, tenant_id)
+    return LLMService(tenant_id, resolved=resolved)
+
+
 def _max_tokens(service: LLMService, chat: ChatRequest) -> int | None:
     if chat.max_tokens is None and service.resolve().provider == Provider.ANTHROPIC:
         return chat.max_completion_tokens
@@ -169,15 +181,28 @@ def run_chat(service: LLMService, chat: ChatRequest) -> CompletionResult:
 
 
 def start_stream(service: LLMService, chat: ChatRequest) -> ChatStream:
-    return service.stream_chat(
-        chat.messages,
-        max_tokens=_max_tokens(service, chat),
-        model=chat.model,
-        temperature=chat.temperature,
-        endpoint=Endpoint.CHAT,
-        metadata=dict(USAGE_METADATA),
-        extra=chat.extra,
-    )
+    return service.stream_chat(**_call_args(service, chat))
+
+
+async def arun_chat(service: LLMService, chat: ChatRequest) -> CompletionResult:
+    """`run_chat` on the async path (cancelled with its task: the provider call stops)."""
+    return await service.achat(**_call_args(service, chat))
+
+
+async def astart_stream(service: LLMService, chat: ChatRequest) -> AsyncChatStream:
+    return await service.astream_chat(**_call_args(service, chat))
+
+
+def _call_args(service: LLMService, chat: ChatRequest) -> dict:
+    return {
+        "messages": chat.messages,
+        "max_tokens": _max_tokens(service, chat),
+        "model": chat.model,
+        "temperature": chat.temperature,
+        "endpoint": Endpoint.CHAT,
+        "metadata": dict(USAGE_METADATA),
+        "extra": chat.extra,
+    }
 
 
 # -- answers ---------------------------------------------------------------------------
@@ -232,62 +257,129 @@ def _completion_id(upstream_id: str | None) -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[bytes]:
-    """OpenAI's chat.completion.chunk events for a started stream, ending in [DONE].
+class _ChunkWriter:
+    """OpenAI's chat.completion.chunk events of one stream (both relays write these)."""
 
-    The upstream response is closed, and the usage row written, however this ends: the
-    last chunk, an upstream error, or the client going away (the WSGI server then closes
-    this generator, which runs the `finally`).
-    """
-    chunk_id = _completion_id(None)
-    created = int(time.time())
+    def __init__(self, chat: ChatRequest, model: str):
+        self.chat = chat
+        self.model = model
+        self.chunk_id = _completion_id(None)
+        self.created = int(time.time())
+        self.error = None
+        self.finish_reason = None
 
-    def event(choices: list, **more) -> bytes:
+    def event(self, choices: list, **more) -> bytes:
         payload = {
-            "id": chunk_id,
+            "id": self.chunk_id,
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
+            "created": self.created,
+            "model": self.model,
             "choices": choices,
             **more,
         }
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
+    @staticmethod
     def choice(delta: dict, finish_reason: str | None = None) -> list:
         return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
 
-    error = None
-    finish_reason = None
+    def first(self) -> bytes:
+        return self.event(self.choice({"role": "assistant", "content": ""}))
+
+    def delta(self, delta) -> list[bytes]:
+        out = []
+        if delta.model:
+            self.model = delta.model
+        if delta.error is not None:
+            self.error = delta.error
+            return out
+        if delta.text:
+            out.append(self.event(self.choice({"content": delta.text})))
+        if delta.tool_calls:
+            calls = [t.as_openai() for t in delta.tool_calls]
+            out.append(self.event(self.choice({"tool_calls": calls})))
+        if delta.finish_reason and self.finish_reason is None:
+            self.finish_reason = delta.finish_reason
+            out.append(self.event(self.choice({}, delta.finish_reason)))
+        return out
+
+    def last(self, result) -> list[bytes]:
+        if self.error is not None:
+            return [stream_error_event(self.error), DONE]
+        out = []
+        if self.finish_reason is None:
+            # The provider ended without saying why (some local servers do).
+            out.append(self.event(self.choice({}, "stop")))
+        if self.chat.include_usage and result is not None:
+            out.append(self.event([], usage=usage_body(result)))
+        out.append(DONE)
+        return out
+
+
+DONE = b"data: [DONE]\n\n"
+USAGE_NOT_WRITTEN = ProviderError(
+    ErrorType.SERVER_ERROR, "The call's usage could not be recorded; the stream is incomplete."
+)
+
+
+def sse_events(stream: ChatStream, chat: ChatRequest, model: str) -> Iterator[bytes]:
+    """OpenAI's chat.completion.chunk events for a started stream, ending in [DONE].
+
+    The upstream response is closed, and the usage row written, however this ends: the
+    last chunk, an upstream error, or the client going away (the server then closes
+    this generator, which runs the `finally`). A usage write that fails outright ends the
+    stream with an error event and [DONE], never a cut connection (issue 15.5).
+    """
+    writer = _ChunkWriter(chat, model)
     try:
-        yield event(choice({"role": "assistant", "content": ""}))
+        yield writer.first()
         # The stream is read to its end (it stops by itself after the provider's last
         # event or an error) so that its usage row is written before the client sees
         # the end: whoever reads [DONE] can rely on the row being there.
         for delta in stream:
-            if delta.model:
-                model = delta.model
-            if delta.error is not None:
-                error = delta.error
-                continue
-            if delta.text:
-                yield event(choice({"content": delta.text}))
-            if delta.tool_calls:
-                yield event(choice({"tool_calls": [t.as_openai() for t in delta.tool_calls]}))
-            if delta.finish_reason and finish_reason is None:
-                finish_reason = delta.finish_reason
-                yield event(choice({}, finish_reason))
-        stream.close()
-        if error is not None:
-            yield stream_error_event(error)
-        else:
-            if finish_reason is None:
-                # The provider ended without saying why (some local servers do).
-                yield event(choice({}, "stop"))
-            if chat.include_usage and stream.result is not None:
-                yield event([], usage=usage_body(stream.result))
-        yield b"data: [DONE]\n\n"
+            yield from writer.delta(delta)
+        try:
+            stream.close()
+        except Exception:
+            logger.exception("usage row of a stream could not be written")
+            yield stream_error_event(USAGE_NOT_WRITTEN)
+            yield DONE
+            return
+        yield from writer.last(stream.result)
     finally:
         stream.close()
+
+
+async def asse_events(
+    stream: AsyncChatStream, chat: ChatRequest, model: str
+) -> AsyncIterator[bytes]:
+    """`sse_events` for the async stream: each delta relayed as it arrives, the row written
+    before [DONE], and also when the client leaves (the view's response closes this
+    generator at once, see views.RelayResponse)."""
+    writer = _ChunkWriter(chat, model)
+    try:
+        yield writer.first()
+        async for delta in stream:
+            for chunk in writer.delta(delta):
+                yield chunk
+        try:
+            await stream.aclose()
+        except Exception:
+            logger.exception("usage row of a stream could not be written")
+            yield stream_error_event(USAGE_NOT_WRITTEN)
+            yield DONE
+            return
+        for chunk in writer.last(stream.result):
+            yield chunk
+    finally:
+        await stream.aclose()
+
+
+async def amodel_list(tenant_id: str) -> list[dict]:
+    resolved = cache.cached_config(tenant_id)
+    if resolved is None:
+        resolved = await run_db(cache.resolved_config, tenant_id)
+    return _model_list(resolved)
 
 
 def model_list(tenant_id: str) -> list[dict]:
@@ -297,7 +389,10 @@ def model_list(tenant_id: str) -> list[dict]:
     No provider call: this lists what the gateway routes, not the provider's catalogue
     (a request naming another model is still passed on; the provider decides).
     """
-    resolved = cache.resolved_config(tenant_id)
+    return _model_list(cache.resolved_config(tenant_id))
+
+
+def _model_list(resolved) -> list[dict]:
     config = resolved.config
     described = resolved.describe()
     if not described["available"]:

@@ -5,6 +5,20 @@ it (admission.py). Backends: the database (default) or Redis (backends/). The li
 is cached per process (policy.py); reconciliation rebuilds counters from usage rows.
 """
 
-from .admission import Admission, admit, headers_for_tenant, rate_limit_headers, settle
+from .admission import (
+    Admission,
+    admit,
+    headers_for_tenant,
+    needs_headers,
+    rate_limit_headers,
+    settle,
+)
 
-__all__ = ["Admission", "admit", "headers_for_tenant", "rate_limit_headers", "settle"]
+__all__ = [
+    "Admission",
+    "admit",
+    "headers_for_tenant",
+    "needs_headers",
+    "rate_limit_headers",
+    "settle",
+]

@@ -117,6 +117,20 @@ def headers_for_tenant(tenant_id: str) -> dict[str, str]:
     return rate_limit_headers(limits, get_backend().counters(tenant_id, w), w)
 
 
+def needs_headers(tenant_id) -> bool:
+    """False when this process knows (no query) that the tenant has no request or token
+    limit, so its answers carry no `x-ratelimit-*` headers; True when it must look."""
+    from .policy import cached_policy
+
+    policy = cached_policy(tenant_id)
+    if policy is None:
+        return True
+    limits = policy.limits
+    return limits is not None and (
+        limits.requests_per_minute is not None or limits.tokens_per_minute is not None
+    )
+
+
 def duration(seconds: float) -> str:
     """OpenAI's reset format ("12s", "1m5s"), rounded up to whole seconds."""
     whole = max(0, math.ceil(seconds))

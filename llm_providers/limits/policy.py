@@ -185,9 +185,11 @@ def tenant_policy(tenant_id: str) -> TenantPolicy:
 def _load(tenant_id: str) -> TenantPolicy:
     from django.db.models import Exists, OuterRef
 
-    from tenants.models import Tenant
+    from tenants import get_tenant_model
 
     from ..models import ProviderConfig, TenantLLMLimits
+
+    Tenant = get_tenant_model()  # noqa: N806
 
     chain = ProviderConfig.objects.filter(tenant=OuterRef("pk"), fallback_order__isnull=False)
     row = (
@@ -206,6 +208,14 @@ def _load(tenant_id: str) -> TenantPolicy:
     if limits is not None and not limits.any:
         limits = None
     return TenantPolicy(limits, bool(row.has_chain))
+
+
+def cached_policy(tenant_id) -> TenantPolicy | None:
+    """The tenant's policy if this process holds a fresh copy, else None (no query)."""
+    hit = _cache.get(tenant_id, _MISSING)
+    if hit is _MISSING or hit[0] <= time.monotonic():
+        return None
+    return hit[1]
 
 
 def limits_for(tenant_id: str) -> Limits | None:

@@ -175,24 +175,52 @@ def iter_sse(
 ) -> Iterator[SSEEvent]:
     """Parse a server-sent-events byte stream into events (`event:` / `data:` lines).
 
+    A sync loop over `SSEParser`, the one parser both transports feed (the async stream
+    feeds it the chunks it awaits)."""
+    parser = SSEParser(max_line_bytes=max_line_bytes, max_stream_bytes=max_stream_bytes)
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+        if parser.failed:
+            return
+    yield from parser.end()
+
+
+class SSEParser:
+    """Incremental SSE parsing: `feed(chunk)` → the events completed by it, `end()` → the
+    last one.
+
     Each byte is scanned for a line end once (a long line costs linear time), and a line
     or a stream past its bound ends the parse with an event carrying a bad_response
-    error, which the adapters pass on as the stream's error.
+    error (`failed` is then set), which the adapters pass on as the stream's error.
     """
-    buffer = bytearray()
-    pos = 0  # start of the current line in `buffer`
-    scanned = 0  # bytes before this hold no line end of the current line
-    total = 0
-    event: str | None = None
-    data: list[str] = []
-    for chunk in chunks:
-        if not chunk:
-            continue
-        total += len(chunk)
-        if total > max_stream_bytes:
-            yield _bound_error(f"The stream is larger than {max_stream_bytes} bytes.")
-            return
+
+    def __init__(
+        self,
+        *,
+        max_line_bytes: int = MAX_SSE_LINE_BYTES,
+        max_stream_bytes: int = MAX_SSE_STREAM_BYTES,
+    ):
+        self.max_line_bytes = max_line_bytes
+        self.max_stream_bytes = max_stream_bytes
+        self.buffer = bytearray()
+        self.scanned = 0  # bytes before this hold no line end of the current line
+        self.total = 0
+        self.event: str | None = None
+        self.data: list[str] = []
+        self.failed = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk or self.failed:
+            return []
+        events: list[SSEEvent] = []
+        self.total += len(chunk)
+        if self.total > self.max_stream_bytes:
+            return self._fail(f"The stream is larger than {self.max_stream_bytes} bytes.")
+        buffer = self.buffer
         buffer += chunk
+        pos = 0  # start of the current line in `buffer`
+        scanned = self.scanned
+        max_line = self.max_line_bytes
         while True:
             cut = _line_end(buffer, max(scanned, pos))
             if cut is None:
@@ -200,14 +228,14 @@ def iter_sse(
                 scanned = len(buffer) - 1 if buffer.endswith(b"\r") else len(buffer)
                 break
             end, skip = cut
-            if end - pos > max_line_bytes:
+            if end - pos > max_line:
                 break
             line = buffer[pos:end].decode("utf-8", errors="replace")
             pos = scanned = end + skip
             if not line:
-                if data or event:
-                    yield SSEEvent(event, "\n".join(data))
-                event, data = None, []
+                if self.data or self.event:
+                    events.append(SSEEvent(self.event, "\n".join(self.data)))
+                self.event, self.data = None, []
                 continue
             if line.startswith(":"):
                 continue  # a comment / keep-alive
@@ -215,21 +243,31 @@ def iter_sse(
             if value.startswith(" "):
                 value = value[1:]
             if name == "data":
-                data.append(value)
+                self.data.append(value)
             elif name == "event":
-                event = value
-        if len(buffer) - pos > max_line_bytes:
-            yield _bound_error(f"The stream sent a line longer than {max_line_bytes} bytes.")
-            return
+                self.event = value
+        if len(buffer) - pos > max_line:
+            events.extend(self._fail(f"The stream sent a line longer than {max_line} bytes."))
+            return events
         del buffer[:pos]  # once per chunk, not per line: no quadratic copying
-        scanned -= pos
-        pos = 0
-    if buffer.strip():
-        name, _, value = buffer.decode("utf-8", errors="replace").partition(":")
-        if name == "data":
-            data.append(value.lstrip(" ").rstrip("\r\n"))
-    if data:
-        yield SSEEvent(event, "\n".join(data))
+        self.scanned = scanned - pos
+        return events
+
+    def end(self) -> list[SSEEvent]:
+        if self.failed:
+            return []
+        data = self.data
+        if self.buffer.strip():
+            name, _, value = self.buffer.decode("utf-8", errors="replace").partition(":")
+            if name == "data":
+                data.append(value.lstrip(" ").rstrip("\r\n"))
+        self.buffer = bytearray()
+        self.data = []
+        return [SSEEvent(self.event, "\n".join(data))] if data else []
+
+    def _fail(self, message: str) -> list[SSEEvent]:
+        self.failed = True
+        return [_bound_error(message)]
 
 
 def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:

@@ -3,6 +3,7 @@
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+import aiohttp
 import requests
 import urllib3
 
@@ -13,9 +14,9 @@ from .retry import is_retryable, retry_after_seconds
 ErrorMapper = Callable[[int, bytes | None, Mapping[str, str]], ProviderError]
 
 
-def status_error(response, body: bytes, map_error: ErrorMapper) -> tuple[ProviderError, bool]:
-    status = response.status_code
-    headers = response.headers
+def status_error(
+    status: int, headers: Mapping[str, str], body: bytes, map_error: ErrorMapper
+) -> tuple[ProviderError, bool]:
     if 300 <= status < 400:
         return (
             ProviderError(
@@ -38,13 +39,14 @@ def deadline_error(deadline: float | None) -> ProviderError:
 
 def transport_error(exc: BaseException, url: str) -> tuple[ProviderError, bool]:
     host = urlsplit(url).hostname or "the provider"
-    if isinstance(exc, UnsafeBaseURL):
-        return ProviderError(ErrorType.CONFIGURATION, f"Refused base URL address: {exc}"), False
-    if isinstance(exc, requests.exceptions.Timeout) or _caused_by(
+    refused = _refusal(exc)
+    if refused is not None:
+        return ProviderError(ErrorType.CONFIGURATION, f"Refused base URL address: {refused}"), False
+    if isinstance(exc, requests.exceptions.Timeout | aiohttp.ServerTimeoutError) or _caused_by(
         exc, (urllib3.exceptions.ReadTimeoutError, TimeoutError)
     ):
         return ProviderError(ErrorType.TIMEOUT, f"{host} did not answer in time."), True
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError | aiohttp.ClientSSLError):
         return ProviderError(ErrorType.CONNECTION, f"TLS with {host} failed."), False
     if isinstance(exc, requests.exceptions.InvalidHeader):
         return ProviderError(
@@ -58,10 +60,23 @@ def transport_error(exc: BaseException, url: str) -> tuple[ProviderError, bool]:
         exc,
         requests.exceptions.InvalidURL
         | requests.exceptions.MissingSchema
-        | requests.exceptions.InvalidSchema,
+        | requests.exceptions.InvalidSchema
+        | aiohttp.InvalidURL,
     ):
         return ProviderError(ErrorType.CONFIGURATION, "The provider URL is not valid."), False
     return ProviderError(ErrorType.CONNECTION, f"{host}: {_connection_reason(exc)}."), True
+
+
+def _refusal(exc: BaseException) -> UnsafeBaseURL | None:
+    """The base-URL refusal behind `exc` (aiohttp wraps its resolver's errors)."""
+    seen = set()
+    current = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, UnsafeBaseURL):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _caused_by(exc: BaseException, kinds) -> bool:
@@ -86,8 +101,16 @@ def _connection_reason(exc: BaseException) -> str:
     for kind, reason in (
         (ConnectionResetError, "the connection was reset"),
         (ConnectionRefusedError, "the connection was refused"),
-        (urllib3.exceptions.NameResolutionError, "the host name did not resolve"),
-        (urllib3.exceptions.ProtocolError, "the connection broke off"),
+        (
+            urllib3.exceptions.NameResolutionError | aiohttp.ClientConnectorDNSError,
+            "the host name did not resolve",
+        ),
+        (
+            urllib3.exceptions.ProtocolError
+            | aiohttp.ServerDisconnectedError
+            | aiohttp.ClientPayloadError,
+            "the connection broke off",
+        ),
     ):
         if _caused_by(exc, kind):
             return reason

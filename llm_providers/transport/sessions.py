@@ -3,11 +3,12 @@
 Each session's urllib3 pool is thread-safe and keeps connections alive; cookies are never
 stored (tenants share sessions) and nothing is read from the environment per request
 (proxies are resolved once per host). Tenant-supplied base URLs go through a session whose
-connections check the address actually connected to with `urlsafety.check_address` before
-a byte is sent.
+connections resolve the host and check every address with `urlsafety.check_address`
+before connecting, then connect to a checked address (no packet reaches a refused one).
 """
 
 import os
+import socket
 import threading
 from http.cookiejar import CookiePolicy
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import connection as urllib3_connection
 
 from ..configs.urlsafety import UnsafeBaseURL, check_address
 
@@ -41,18 +43,51 @@ class _RefuseAllCookies(CookiePolicy):
 
 
 class RefusedAddress(UnsafeBaseURL):
-    """The connection reached an address the base-URL policy refuses; nothing was sent."""
+    """The host resolves to an address the base-URL policy refuses; nothing was sent."""
 
 
 class _CheckedConnectionMixin:
+    """Resolve, check every address, then connect to a checked one (issue 15.14).
+
+    Checking the peer after connecting would leak whether a refused address has an open
+    port (a refusal there, "connection refused" elsewhere) and sends a SYN to it. Here
+    the host is resolved first, every address it resolves to is checked (one refused
+    address refuses the host: a name that mixes public and private addresses is a
+    rebinding attempt), and only then is a checked address connected to. Host and SNI
+    stay the URL's host name (`self.host`); only the socket goes to the address.
+    """
+
     def _new_conn(self):
-        sock = super()._new_conn()
         try:
-            check_address(sock.getpeername()[0])
-        except UnsafeBaseURL as exc:
-            sock.close()
-            raise RefusedAddress(str(exc)) from None
-        return sock
+            infos = socket.getaddrinfo(self._dns_host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, e) from e
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        for address in addresses:
+            try:
+                check_address(address)
+            except UnsafeBaseURL as exc:
+                raise RefusedAddress(str(exc)) from None
+        last: OSError | None = None
+        for address in addresses:
+            try:
+                sock = urllib3_connection.create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as e:
+                raise urllib3.exceptions.ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+                ) from e
+            except OSError as e:
+                last = e
+                continue
+            return sock
+        raise urllib3.exceptions.NewConnectionError(
+            self, f"Failed to establish a new connection: {last}"
+        ) from last
 
 
 class CheckedHTTPConnection(_CheckedConnectionMixin, urllib3.connection.HTTPConnection):
@@ -116,7 +151,7 @@ class PooledAdapter(HTTPAdapter):
 
 
 class CheckedAddressAdapter(PooledAdapter):
-    """An HTTPAdapter whose connections verify the peer address right after connecting."""
+    """An HTTPAdapter whose connections check the resolved addresses before connecting."""
 
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)

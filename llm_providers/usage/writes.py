@@ -8,12 +8,25 @@ share. Tests check it agrees with the ORM. It sends no pre_save/post_save signal
 """
 
 import logging
+import time
 
 from django.conf import settings
-from django.db import IntegrityError, connection, connections, router
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    router,
+)
 
 from ..models import ProviderConfig, UsageLog
 from ..providers.base import TokenUsage
+from . import spool
+
+# Waits between attempts at a usage INSERT the database refused (locked, restarting,
+# unreachable) before the row is spooled to disk instead (spool.py).
+WRITE_RETRY_WAITS = (0.05, 0.2, 0.5)
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +67,62 @@ def write_usage(
         error_type=error.type if error else "",
         error_message=error.message if error else "",
         status_code=status_code,
-        metadata=metadata,
+        metadata=without_nul(metadata),
     )
-    return save_usage_row(row)
+    # Provider-supplied strings (a model name, an error message, a request id) may hold
+    # NUL, which PostgreSQL's text and jsonb cannot store (issue 15.6).
+    row.model = without_nul(row.model)
+    row.error_message = without_nul(row.error_message)
+    return save_usage_row_durably(row)
+
+
+def without_nul(value):
+    """`value` with NUL characters removed from every string in it (keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(v) for v in value]
+    return value
+
+
+def save_usage_row_durably(row: UsageLog) -> int | None:
+    """`save_usage_row`, never losing the row: retried, then spooled (spool.py).
+
+    Returns the new id, or None when the row went to the spool. Inside a caller's
+    transaction nothing is retried (the transaction is broken): the error is raised.
+    """
+    alias = router.db_for_write(UsageLog)
+    conn = connections[alias]
+    if conn.in_atomic_block:
+        return save_usage_row(row)
+    for wait in (*WRITE_RETRY_WAITS, None):
+        try:
+            pk = save_usage_row(row)
+        except (OperationalError, InterfaceError) as exc:
+            spool.note_failure()
+            logger.warning("usage write failed (%s)", type(exc).__name__)
+            conn.close()  # the next attempt reconnects
+            if wait is None:
+                break
+            time.sleep(wait)
+            continue
+        spool.note_success()
+        spool.maybe_replay()
+        return pk
+    spool.spool_row(_row_values(row))
+    return None
+
+
+def _row_values(row: UsageLog) -> dict:
+    return {f.attname: getattr(row, f.attname) for f in _INSERT_FIELDS}
+
+
+def insert_spooled_row(values: dict) -> int:
+    """Write back one spooled row, keeping its created_at."""
+    row = UsageLog(**values)
+    return insert_usage_log(row, keep_created_at=True)
 
 
 def save_usage_row(row: UsageLog) -> int:
@@ -85,7 +151,7 @@ def save_usage_row(row: UsageLog) -> int:
     return insert_usage_log(row)
 
 
-def insert_usage_log(row: UsageLog) -> int:
+def insert_usage_log(row: UsageLog, *, keep_created_at: bool = False) -> int:
     """INSERT `row` (one statement) and return its new id.
 
     With LLM_USAGE_ASYNC_COMMIT on PostgreSQL, outside a caller's transaction, the
@@ -118,7 +184,12 @@ def insert_usage_log(row: UsageLog) -> int:
         cached = _insert_sql[(connection.vendor, async_commit)] = (sql, returning)
     sql, returning = cached
     # pre_save fills auto_now_add; get_db_prep_save does each field's own conversion.
-    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in _INSERT_FIELDS]
+    values = [
+        f.get_db_prep_save(
+            getattr(row, f.attname) if keep_created_at else f.pre_save(row, True), connection
+        )
+        for f in _INSERT_FIELDS
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid

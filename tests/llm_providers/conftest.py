@@ -3,7 +3,7 @@
 import pytest
 from pytest_httpserver import HTTPServer
 
-from llm_providers.transport import send, sessions
+from llm_providers.transport import asend, send, sessions
 from tests.factories import ProviderConfigFactory
 from tests.support.processes import closed_port_url  # noqa: F401 (re-exported for the tests here)
 
@@ -15,9 +15,15 @@ LOCAL_KEY = "local-test-fake-key-0004"
 
 @pytest.fixture(autouse=True)
 def waits(monkeypatch):
-    """Every wait the retry logic asks for, in seconds; nothing really sleeps."""
+    """Every wait the retry logic asks for, in seconds, on either transport; nothing
+    really sleeps."""
     recorded: list[float] = []
+
+    async def arecord(seconds):
+        recorded.append(seconds)
+
     monkeypatch.setattr(send, "sleep", recorded.append)
+    monkeypatch.setattr(asend, "asleep", arecord)
     return recorded
 
 

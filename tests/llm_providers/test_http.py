@@ -20,6 +20,7 @@ from llm_providers.services import LLMService
 from llm_providers.transport import retry, sessions
 from llm_providers.transport.send import send
 
+from . import engines
 from .conftest import openai_reply
 
 CHAT = "/v1/chat/completions"
@@ -43,11 +44,23 @@ def error_json(status, message="upstream trouble", *, code=None, etype="server_e
     )
 
 
+_engine = ["sync"]
+
+
+@pytest.fixture(params=engines.ENGINES)
+def engine(request):
+    """Each rule test that takes it runs on the sync and on the async path."""
+    _engine[0] = request.param
+    yield request.param
+    _engine[0] = "sync"
+
+
 def call():
-    return LLMService("tenant_123").generate_completion("Hi", max_tokens=16)
+    service = LLMService("tenant_123")
+    return engines.completion(_engine[0], service, "Hi", max_tokens=16)
 
 
-def test_retries_a_server_error_with_jittered_exponential_backoff(httpserver, local, waits):
+def test_retries_a_server_error_with_jittered_exponential_backoff(httpserver, local, waits, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(error_json(500))
     httpserver.expect_oneshot_request(CHAT).respond_with_response(error_json(502))
     reply_ok(httpserver)
@@ -61,7 +74,7 @@ def test_retries_a_server_error_with_jittered_exponential_backoff(httpserver, lo
     assert 0.75 <= waits[1] <= 1.0  # doubled
 
 
-def test_one_idempotency_key_is_reused_across_retries(httpserver, local):
+def test_one_idempotency_key_is_reused_across_retries(httpserver, local, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(error_json(503))
     reply_ok(httpserver)
 
@@ -71,7 +84,7 @@ def test_one_idempotency_key_is_reused_across_retries(httpserver, local):
     assert len(keys) == 1
 
 
-def test_waits_as_long_as_retry_after_asks(httpserver, local, waits):
+def test_waits_as_long_as_retry_after_asks(httpserver, local, waits, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(
         Response("{}", status=429, headers={"Retry-After": "7"})
     )
@@ -82,7 +95,7 @@ def test_waits_as_long_as_retry_after_asks(httpserver, local, waits):
     assert result.success and waits == [7.0]
 
 
-def test_retry_after_ms_takes_precedence(httpserver, local, waits):
+def test_retry_after_ms_takes_precedence(httpserver, local, waits, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(
         Response("{}", status=429, headers={"retry-after-ms": "1250", "Retry-After": "9"})
     )
@@ -93,7 +106,7 @@ def test_retry_after_ms_takes_precedence(httpserver, local, waits):
     assert waits == [1.25]
 
 
-def test_retry_after_as_http_date(httpserver, local, waits):
+def test_retry_after_as_http_date(httpserver, local, waits, engine):
     when = datetime.now(UTC) + timedelta(seconds=30)
     httpserver.expect_oneshot_request(CHAT).respond_with_response(
         Response("{}", status=503, headers={"Retry-After": format_datetime(when, usegmt=True)})
@@ -105,7 +118,7 @@ def test_retry_after_as_http_date(httpserver, local, waits):
     assert 25 <= waits[0] <= 31
 
 
-def test_retry_after_beyond_the_cap_is_reported_not_waited(httpserver, local, waits):
+def test_retry_after_beyond_the_cap_is_reported_not_waited(httpserver, local, waits, engine):
     limited = error_json(429, "Rate limit reached", etype="requests", code="rate_limit_exceeded")
     limited.headers["Retry-After"] = "3600"
     httpserver.expect_request(CHAT).respond_with_response(limited)
@@ -118,7 +131,9 @@ def test_retry_after_beyond_the_cap_is_reported_not_waited(httpserver, local, wa
     assert UsageLog.objects.get().metadata["retry_after"] == 3600
 
 
-def test_wait_longer_than_the_deadline_is_not_attempted(httpserver, local_config_for, waits):
+def test_wait_longer_than_the_deadline_is_not_attempted(
+    httpserver, local_config_for, waits, engine
+):
     local_config_for(httpserver.url_for("/v1"), metadata={"deadline": 2})
     httpserver.expect_request(CHAT).respond_with_response(
         Response("{}", status=503, headers={"Retry-After": "5"})
@@ -130,7 +145,7 @@ def test_wait_longer_than_the_deadline_is_not_attempted(httpserver, local_config
     assert waits == [] and result.attempts == 1
 
 
-def test_gives_up_after_max_retries(httpserver, local, waits, settings):
+def test_gives_up_after_max_retries(httpserver, local, waits, settings, engine):
     settings.LLM_MAX_RETRIES = 2
     httpserver.expect_request(CHAT).respond_with_response(error_json(500))
 
@@ -142,7 +157,7 @@ def test_gives_up_after_max_retries(httpserver, local, waits, settings):
     assert result.attempts == 3 and len(httpserver.log) == 3 and len(waits) == 2
 
 
-def test_overloaded_529_is_retried(httpserver, local):
+def test_overloaded_529_is_retried(httpserver, local, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(
         Response(
             json.dumps(
@@ -157,7 +172,7 @@ def test_overloaded_529_is_retried(httpserver, local):
 
 
 @pytest.mark.parametrize("status", [408, 409])
-def test_timeout_and_conflict_statuses_are_retried(httpserver, local, status):
+def test_timeout_and_conflict_statuses_are_retried(httpserver, local, status, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(error_json(status))
     reply_ok(httpserver)
 
@@ -174,7 +189,7 @@ def test_timeout_and_conflict_statuses_are_retried(httpserver, local, status):
         (422, ErrorType.INVALID_REQUEST),
     ],
 )
-def test_client_errors_are_never_retried(httpserver, local, waits, status, error_type):
+def test_client_errors_are_never_retried(httpserver, local, waits, status, error_type, engine):
     httpserver.expect_request(CHAT).respond_with_response(
         error_json(status, "nope", etype="invalid_request_error")
     )
@@ -187,7 +202,7 @@ def test_client_errors_are_never_retried(httpserver, local, waits, status, error
     assert result.attempts == 1 and waits == [] and len(httpserver.log) == 1
 
 
-def test_exhausted_quota_is_not_retried(httpserver, local, waits):
+def test_exhausted_quota_is_not_retried(httpserver, local, waits, engine):
     httpserver.expect_request(CHAT).respond_with_response(
         error_json(
             429,
@@ -204,7 +219,7 @@ def test_exhausted_quota_is_not_retried(httpserver, local, waits):
     assert len(httpserver.log) == 1 and waits == []
 
 
-def test_x_should_retry_false_is_obeyed(httpserver, local):
+def test_x_should_retry_false_is_obeyed(httpserver, local, engine):
     httpserver.expect_request(CHAT).respond_with_response(
         Response("{}", status=500, headers={"x-should-retry": "false"})
     )
@@ -212,7 +227,7 @@ def test_x_should_retry_false_is_obeyed(httpserver, local):
     assert call().attempts == 1
 
 
-def test_read_timeout_is_a_timeout_error_and_retried(httpserver, local, settings, waits):
+def test_read_timeout_is_a_timeout_error_and_retried(httpserver, local, settings, waits, engine):
     settings.LLM_REQUEST_TIMEOUT = 0.2
     settings.LLM_REQUEST_DEADLINE = 5
     settings.LLM_MAX_RETRIES = 1
@@ -231,7 +246,7 @@ def test_read_timeout_is_a_timeout_error_and_retried(httpserver, local, settings
     assert result.attempts == 2 and len(waits) == 1
 
 
-def test_deadline_bounds_the_whole_call(httpserver, local_config_for, settings):
+def test_deadline_bounds_the_whole_call(httpserver, local_config_for, settings, engine):
     settings.LLM_REQUEST_TIMEOUT = 5
     local_config_for(httpserver.url_for("/v1"), metadata={"deadline": 0.3})
 
@@ -279,7 +294,7 @@ def resetting_server():
 
 
 def test_connection_reset_is_a_connection_error_and_retried(
-    resetting_server, local_config_for, waits
+    resetting_server, local_config_for, waits, engine
 ):
     url, accepted = resetting_server
     local_config_for(url)
@@ -291,7 +306,7 @@ def test_connection_reset_is_a_connection_error_and_retried(
     assert result.attempts == 3 and len(accepted) == 3 and len(waits) == 2
 
 
-def test_refused_connection_is_a_connection_error(local_config_for):
+def test_refused_connection_is_a_connection_error(local_config_for, engine):
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]
     local_config_for(f"http://127.0.0.1:{port}/v1")
@@ -302,7 +317,7 @@ def test_refused_connection_is_a_connection_error(local_config_for):
     assert result.attempts == 3
 
 
-def test_non_json_reply_is_bad_response_and_not_retried(httpserver, local):
+def test_non_json_reply_is_bad_response_and_not_retried(httpserver, local, engine):
     httpserver.expect_request(CHAT).respond_with_data(
         "<html>502 Bad Gateway</html>", status=200, content_type="text/html"
     )
@@ -314,7 +329,7 @@ def test_non_json_reply_is_bad_response_and_not_retried(httpserver, local):
     assert result.attempts == 1
 
 
-def test_truncated_json_is_bad_response(httpserver, local):
+def test_truncated_json_is_bad_response(httpserver, local, engine):
     httpserver.expect_request(CHAT).respond_with_data(
         json.dumps(openai_reply())[:40], content_type="application/json"
     )
@@ -322,7 +337,7 @@ def test_truncated_json_is_bad_response(httpserver, local):
     assert call().error.type == ErrorType.BAD_RESPONSE
 
 
-def test_redirect_is_not_followed(httpserver, local):
+def test_redirect_is_not_followed(httpserver, local, engine):
     httpserver.expect_request(CHAT).respond_with_response(
         Response("", status=307, headers={"Location": "http://169.254.169.254/latest"})
     )
@@ -343,7 +358,7 @@ def test_one_pooled_session_per_host():
     assert a is not c and a is not d
 
 
-def test_pooled_session_never_keeps_cookies(httpserver, local):
+def test_pooled_session_never_keeps_cookies(httpserver, local, engine):
     httpserver.expect_request(CHAT).respond_with_response(
         Response(
             json.dumps(openai_reply()),
