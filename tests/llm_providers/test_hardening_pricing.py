@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps
-from django.db import connection
+from django.db import DataError, connection, transaction
 from django.urls import reverse
 
 from llm_providers.models import UsageLog
@@ -170,15 +170,17 @@ def upstream_with(httpserver):
 
 
 # -- rows written before the bound ------------------------------------------------------
-@pytest.mark.skipif(
-    connection.vendor != "sqlite", reason="only SQLite stored costs the column cannot hold"
-)
 def test_rows_with_an_unstorable_cost_are_readable_after_the_migration(tenant_client):
     row = UsageLogFactory(tenant=tenant_client.tenant, cost_usd=Decimal("1"))
+    unbounded = "UPDATE llm_usage_logs SET cost_usd = 800000000000000 WHERE id = %s"
+    if connection.vendor != "sqlite":
+        # PostgreSQL refuses the value outright (numeric field overflow): such rows can
+        # only exist on SQLite, which is what the migration mends.
+        with pytest.raises(DataError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(unbounded, [row.pk])
+        return
     with connection.cursor() as cursor:  # what an unbounded override wrote before
-        cursor.execute(
-            "UPDATE llm_usage_logs SET cost_usd = 800000000000000 WHERE id = %s", [row.pk]
-        )
+        cursor.execute(unbounded, [row.pk])
     with pytest.raises(Exception):  # noqa: B017  (decimal.InvalidOperation, via the API)
         UsageLog.objects.get(pk=row.pk)
 
