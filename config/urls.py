@@ -4,10 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 import config.schema  # noqa: F401  (registers the tenant Bearer scheme with drf-spectacular)
 from config.health import healthz
+from llm_providers.observability.views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/build/", include("build_loop.urls")),
     path("api/audit/", include("tenants.urls")),
     path("api/", include("llm_providers.urls")),

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from tenants.context import current_request_id
 
+from .. import observability
 from ..errors import ErrorType, ProviderError
 from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
 from ..transport.send import HttpResult
@@ -41,11 +42,21 @@ class CallRecord:
         # [issue 12: request ids] The serving request's X-Request-ID, read now: a stream's
         # usage row is written after the view (and its request context) has returned.
         self.serving_request_id = current_request_id()
+        # [issue 12: metrics, traces] In flight from here; the call's span starts.
+        self.observed = observability.call_started(
+            tenant_id=service.tenant_id,
+            endpoint=endpoint,
+            provider=resolved.provider,
+            model=self.model,
+            source=resolved.source,
+            messages=messages,
+        )
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
         self.status_code = outcome.status_code
         self.upstream_seconds = outcome.upstream_seconds
+        observability.call_sent(self.observed)  # [issue 12: traces]
         if outcome.headers is not None and self.resolved.adapter is not None:
             self.request_id = self.resolved.adapter.request_id(outcome.headers)
 
@@ -96,6 +107,8 @@ class CallRecord:
             usage=usage,
             raw=raw or {},
         )
+        # [issue 12: metrics, traces] Counted once per call; the span ends.
+        observability.record_call(self.observed, result, reported_model=reported_model)
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
         if not resolved.tenant_exists:
@@ -246,6 +259,7 @@ def finish_models(
         else:
             result.error = outcome.error
     result.latency_ms = elapsed_ms(started)
+    observability.record_models_call(tenant_id=tenant_id, endpoint=endpoint, result=result)
     if not result.success:
         log_failure(tenant_id, resolved, result.model, endpoint, result.error)
     if record_usage and resolved.tenant_exists:

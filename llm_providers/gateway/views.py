@@ -20,6 +20,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed
 
+from .. import observability
 from . import cache, wire
 from .errors import error_response, provider_error_response
 
@@ -61,6 +62,7 @@ def _server_timing(response, started: float, provider_ms: float | None) -> None:
     if provider_ms is not None:
         parts.append(f"provider;dur={provider_ms:.3f}")
         parts.append(f"gateway;dur={max(total - provider_ms, 0):.3f}")
+        observability.gateway_overhead(max(total - provider_ms, 0) / 1000)  # [issue 12]
     parts.append(f"total;dur={total:.3f}")
     response["Server-Timing"] = ", ".join(parts)
 

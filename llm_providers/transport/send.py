@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import requests
 from django.conf import settings
 
+from .. import observability
 from ..configs.urlsafety import UnsafeBaseURL
 from ..errors import ErrorType, ProviderError
 from ..providers.base import HttpRequestSpec
@@ -99,6 +100,7 @@ def send(
         retryable = False
         t0 = time.monotonic()
         response = None
+        attempt = observability.attempt_started(spec, result.attempts, result)  # [issue 12]
         try:
             # The adapter directly, not `Session.send`: see `send_prepared`.
             response = send_prepared(
@@ -135,6 +137,7 @@ def send(
             retryable = False
         finally:
             result.upstream_seconds += time.monotonic() - t0
+            observability.attempt_finished(attempt, result)  # [issue 12: traces]
 
         if not retryable or result.attempts > max_retries:
             return result
