@@ -234,21 +234,11 @@ class BuildAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        # Cancel it first. ("Delete selected" asks this of every selected build, so a
+        # selection with an active build is refused whole.)
         if obj is not None and obj.status in ACTIVE_STATUSES:
-            return False  # cancel it first
+            return False
         return super().has_delete_permission(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        # "Delete selected" skips builds that are still queued or running.
-        active = queryset.filter(status__in=ACTIVE_STATUSES)
-        skipped = active.count()
-        queryset.exclude(status__in=ACTIVE_STATUSES).delete()
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} queued or running build(s) not deleted: cancel them first.",
-                messages.WARNING,
-            )
 
     # -- cancelling --------------------------------------------------------------------------
     def _may_cancel(self, request) -> bool:
