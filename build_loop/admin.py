@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from tenants.admin import changelist_for_tenant, register_tenant_panel
@@ -103,16 +104,15 @@ class BuildStepInline(admin.StackedInline):
 @admin.register(Build)
 class BuildAdmin(admin.ModelAdmin):
     change_form_template = "admin/build_loop/build/change_form.html"
+    # Compact cells to fit a 1366-px screen; every detail is on the build's page.
     list_display = [
         "short_id",
         "tenant",
         "status",
         "progress",
-        "review_passed",
-        "total_tokens",
-        "total_cost_usd",
-        "created_at",
-        "finished_at",
+        "review",
+        "totals",
+        "created",
     ]
     list_display_links = ["short_id"]
     list_filter = ["status", "review_passed", "created_at"]
@@ -201,6 +201,22 @@ class BuildAdmin(admin.ModelAdmin):
     @admin.display(description="build", ordering="created_at")
     def short_id(self, obj):
         return format_html('<span title="{}">{}…</span>', obj.pk, str(obj.pk)[:8])
+
+    @admin.display(description="review", boolean=True, ordering="review_passed")
+    def review(self, obj):
+        return obj.review_passed
+
+    @admin.display(description="tokens · cost", ordering="total_cost_usd")
+    def totals(self, obj):
+        cost = "—" if obj.total_cost_usd is None else f"${obj.total_cost_usd:.4f}"
+        return f"{obj.total_tokens:,} · {cost}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        local = timezone.localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>', local.isoformat(), local.strftime("%m-%d %H:%M")
+        )
 
     @admin.display(description="progress")
     def progress(self, obj):

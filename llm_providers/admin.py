@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from tenants.admin import changelist_for_tenant, register_tenant_panel
 
@@ -109,6 +110,13 @@ class ProviderConfigForm(forms.ModelForm):
         return changes
 
 
+def short_text(value: str, limit: int):
+    """`value`, cut to `limit` characters with the whole of it in the title."""
+    if len(value) <= limit:
+        return value
+    return format_html('<span title="{}">{}…</span>', value, value[: limit - 1])
+
+
 def check_outcome_html(outcome: dict | None, *, never: str):
     """A check's outcome as a short coloured cell; its time and error in the title."""
     if not outcome:
@@ -157,19 +165,10 @@ class KeyStatusFilter(admin.SimpleListFilter):
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(admin.ModelAdmin):
     form = ProviderConfigForm
-    # Narrow columns (a 1366-px screen): each check kind's outcome in one cell, its time
-    # and error in the cell's title; the latest of either is in the detail page.
-    list_display = (
-        "tenant",
-        "provider",
-        "model_display",
-        "is_active",
-        "masked_key",
-        "key_status_display",
-        "last_test_display",
-        "connection_test_display",
-        "validation_display",
-    )
+    # Few, narrow columns (a 1366-px screen beside the admin's two sidebars): the key and
+    # its status in one cell; "health" holds the latest test connection and validation,
+    # one line each (their time and full error in the title).
+    list_display = ("tenant", "provider", "model_display", "is_active", "key_display", "health")
     list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
     list_select_related = ("tenant",)
     search_fields = ("tenant__id", "tenant__name", "default_model", "base_url")
@@ -259,12 +258,27 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             )
         return str(status)
 
+    @admin.display(description="key")
+    def key_display(self, obj):
+        if obj.key_status == KeyStatus.OK:
+            return obj.api_key_masked
+        return self.key_status_display(obj)
+
+    @admin.display(description="health")
+    def health(self, obj):
+        if obj.last_connection_test is None and obj.last_validation is None:
+            # Checked only before each kind had its own record (or never): the latest.
+            return self.last_test_display(obj)
+        return format_html(
+            '<div class="health-test">test: {}</div><div class="health-validation">'
+            "validation: {}</div>",
+            self.connection_test_display(obj),
+            self.validation_display(obj),
+        )
+
     @admin.display(description="model", ordering="default_model")
     def model_display(self, obj):
-        model = obj.default_model
-        if len(model) <= 32:
-            return model
-        return format_html('<span title="{}">{}…</span>', model, model[:31])
+        return short_text(obj.default_model, 32)
 
     @admin.display(description="test connection")
     def connection_test_display(self, obj):
@@ -354,18 +368,17 @@ class UsageLogAdmin(admin.ModelAdmin):
     """Read-only: usage rows are written by LLMService alone."""
 
     change_list_template = "admin/llm_providers/usagelog/change_list.html"
+    # Compact cells to fit a 1366-px screen: the outcome is one cell (error type and
+    # status), times and costs short; every detail is on the row's own page.
     list_display = (
-        "created_at",
+        "when",
         "tenant",
-        "provider",
-        "model",
+        "model_display",
         "endpoint",
-        "success",
-        "tokens_used",
-        "cost_usd",
-        "latency_ms",
-        "error_type",
-        "status_code",
+        "outcome",
+        "tokens",
+        "cost_display",
+        "latency",
     )
     list_filter = ("provider", "endpoint", "success", "created_at")
     list_select_related = ("tenant",)
@@ -383,6 +396,41 @@ class UsageLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj):
+        local = timezone.localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>', local.isoformat(), local.strftime("%m-%d %H:%M:%S")
+        )
+
+    @admin.display(description="provider · model", ordering="model")
+    def model_display(self, obj):
+        return format_html("{} · {}", obj.provider, short_text(obj.model, 20))
+
+    @admin.display(description="outcome", ordering="success")
+    def outcome(self, obj):
+        if obj.success:
+            return mark_safe('<span style="color:#0a7d32">✔</span>')  # noqa: S308
+        status = f" · {obj.status_code}" if obj.status_code else ""
+        return format_html(
+            '<span style="color:#ba2121" title="{}">✘ {}{}</span>',
+            obj.error_message,
+            obj.error_type or "failed",
+            status,
+        )
+
+    @admin.display(description="tokens", ordering="tokens_used")
+    def tokens(self, obj):
+        return f"{obj.tokens_used:,}"
+
+    @admin.display(description="USD", ordering="cost_usd")
+    def cost_display(self, obj):
+        return "—" if obj.cost_usd is None else f"{obj.cost_usd:.4f}"
+
+    @admin.display(description="ms", ordering="latency_ms")
+    def latency(self, obj):
+        return f"{obj.latency_ms:,}"
 
     def get_urls(self):
         dashboard = path(

@@ -49,9 +49,18 @@ def admin(live_server, operator, browser_page):
 
 
 def fits_the_screen(page) -> None:
-    """Nothing wider than the 1366-px window: no horizontal scrolling."""
+    """Nothing wider than the 1366-px window: no horizontal scrolling of the page, nor of
+    a list's table inside its own scrolling box (the admin's `.results`)."""
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= WIDTH, f"{page.url} is {width} px wide"
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('.results, .tenant-panel, .usage-tables')]"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+        ".map(e => `${e.className}: ${e.scrollWidth} > ${e.clientWidth} (columns: ` +"
+        "[...e.querySelectorAll('thead th')].map(th => th.textContent.trim() + ' ' +"
+        " th.offsetWidth).join(', ') + ')')"
+    )
+    assert overflowing == [], f"{page.url}: {overflowing}"
 
 
 def usage(tenant, *, days_ago=0, **kwargs):
@@ -145,10 +154,11 @@ def test_provider_list_shows_test_and_validation_apart_and_fits(admin, estate, s
     row = page.locator("#result_list tbody tr", has_text="acme_corporation").filter(
         has_text="openai"
     )
-    expect(row.locator("td.field-connection_test_display")).to_contain_text("✘ authentication")
-    expect(row.locator("td.field-validation_display")).to_contain_text("✔ ok · 143 ms")
+    health = row.locator("td.field-health")
+    expect(health.locator(".health-test")).to_contain_text("test: ✘ authentication")
+    expect(health.locator(".health-validation")).to_contain_text("validation: ✔ ok · 143 ms")
     # The full error is one hover away.
-    title = row.locator("td.field-connection_test_display span").get_attribute("title")
+    title = health.locator(".health-test span").get_attribute("title")
     assert "Incorrect API key provided" in title
     fits_the_screen(page)
     screenshot(page, "provider-configs")
