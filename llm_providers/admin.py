@@ -110,6 +110,18 @@ class ProviderConfigForm(forms.ModelForm):
         return changes
 
 
+def key_status_html(config: ProviderConfig):
+    status = config.key_status
+    if status == KeyStatus.UNDECRYPTABLE:
+        return format_html(
+            '<strong class="errornote" style="display:inline;padding:2px 6px" '
+            'title="{}">⚠ undecryptable</strong>',
+            "FIELD_ENCRYPTION_KEY cannot open this key: restore that key or enter the "
+            "API key again.",
+        )
+    return str(status)
+
+
 def short_text(value: str, limit: int):
     """`value`, cut to `limit` characters with the whole of it in the title."""
     if len(value) <= limit:
@@ -248,15 +260,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
 
     @admin.display(description="key status")
     def key_status_display(self, obj):
-        status = obj.key_status
-        if status == KeyStatus.UNDECRYPTABLE:
-            return format_html(
-                '<strong class="errornote" style="display:inline;padding:2px 6px" '
-                'title="{}">⚠ undecryptable</strong>',
-                "FIELD_ENCRYPTION_KEY cannot open this key: restore that key or enter the "
-                "API key again.",
-            )
-        return str(status)
+        return key_status_html(obj)
 
     @admin.display(description="key")
     def key_display(self, obj):
@@ -498,7 +502,7 @@ def _provider_configs_panel(tenant) -> dict:
                 config.default_model,
             ),
             "active" if config.is_active else "",
-            ProviderConfigAdmin.key_status_display(None, config),
+            key_status_html(config),
             check_outcome_html(config.last_connection_test, never="never tested"),
             check_outcome_html(config.last_validation, never="never validated"),
         )
