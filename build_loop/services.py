@@ -11,6 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from llm_providers import observability
 from llm_providers.models import Endpoint, UsageLog
 from llm_providers.services import LLMService
 
@@ -212,14 +213,16 @@ class _BuildLoop:
         step = BuildStep.objects.create(
             build_id=build_id, position=self.position, name=name, iteration=iteration
         )
-        result = self.service.generate_completion(
-            prompt,
-            max_tokens=settings.BUILD_MAX_TOKENS,
-            system=prompts.SYSTEM,
-            model=self.build.model or None,
-            endpoint=Endpoint.COMPLETION.value,
-            metadata={"build_id": str(build_id), "step": name, "iteration": iteration},
-        )
+        # [issue 12: traces] A span per step; the call's own span is its child.
+        with observability.build_step_span(build_id=build_id, step=name, iteration=iteration):
+            result = self.service.generate_completion(
+                prompt,
+                max_tokens=settings.BUILD_MAX_TOKENS,
+                system=prompts.SYSTEM,
+                model=self.build.model or None,
+                endpoint=Endpoint.COMPLETION.value,
+                metadata={"build_id": str(build_id), "step": name, "iteration": iteration},
+            )
         step.status = StepStatus.SUCCEEDED if result.success else StepStatus.FAILED
         step.output = result.content or ""
         step.provider = result.provider or ""

@@ -164,7 +164,7 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # /healthz is probed over plain HTTP by load balancers.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # and /metrics by scrapers (guarded)
 
 # Field encryption: comma-separated Fernet keys, newest first (rotation: prepend a new key,
 # then run `manage.py rotate_field_encryption`).
@@ -263,6 +263,26 @@ LOGGING["formatters"]["plain"]["format"] = (
 LOGGING["formatters"]["json"] = {"()": "config.logformat.JsonFormatter"}
 LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
 MIDDLEWARE.insert(0, "tenants.api.middleware.RequestIdMiddleware")
+
+# --- Metrics and tracing (SPEC §15; llm_providers/observability/) ----------------------
+# /metrics: with a token, `Authorization: Bearer <token>` is required; without, loopback
+# clients only. Tenant labels multiply the series by the tenants: off unless asked for.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_TENANT_LABELS = env.bool("METRICS_TENANT_LABELS", default=False)
+METRICS_MAX_MODELS = env.int("METRICS_MAX_MODELS", default=200)
+# OpenTelemetry traces go out over OTLP/HTTP once an endpoint is configured (the exporter
+# reads every OTEL_EXPORTER_OTLP_* variable itself); off otherwise, at no cost.
+TRACING_ENABLED = (
+    bool(
+        env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default="")
+        or env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+    )
+    and not env.bool("OTEL_SDK_DISABLED", default=False)
+    and env.str("OTEL_TRACES_EXPORTER", default="otlp").lower() != "none"
+)
+# Just inside the request id, so the span knows the id and sees every answer. With
+# tracing off it removes itself when the handler is built (MiddlewareNotUsed).
+MIDDLEWARE.insert(1, "llm_providers.observability.middleware.TracingMiddleware")
 
 # --- Build loop -----------------------------------------------------------------------
 # A running build whose worker has not touched its heartbeat for this long is failed (by

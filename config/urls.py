@@ -6,10 +6,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from llm_providers.gateway import views as gateway_views
+from llm_providers.observability.views import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("llm_providers.urls.health")),
+    path("metrics", metrics_view, name="metrics"),
     path("api/build/", include("build_loop.urls")),
     path("api/audit/", include("tenants.urls")),
     path("api/", include("llm_providers.urls.api")),

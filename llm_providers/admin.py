@@ -1,22 +1,26 @@
 """The operators' admin: provider configs (write-only keys, tests), usage logs, dashboard."""
 
 import copy
+from datetime import timedelta
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from tenants import get_tenant_model
-from tenants.admin import TenantSearchMixin
+from tenants.admin import TenantSearchMixin, changelist_for_tenant, register_tenant_panel
 
 from .configs.services import llm_provider_service
 from .configs.testing import provider_configs_test
 from .models import Endpoint, KeyStatus, ProviderConfig, TenantLLMLimits, UsageLog
 from .usage.dashboard import DashboardFilterForm, usage_dashboard
+from .usage.selectors import usage_stats_for_window
 from .validation.report import check_status
 from .validation.runner import validate_provider_configs
 
@@ -107,6 +111,48 @@ class ProviderConfigForm(forms.ModelForm):
         return changes
 
 
+def key_status_html(config: ProviderConfig):
+    status = config.key_status
+    if status == KeyStatus.UNDECRYPTABLE:
+        return format_html(
+            '<strong class="errornote" style="display:inline;padding:2px 6px" '
+            'title="{}">⚠ undecryptable</strong>',
+            "FIELD_ENCRYPTION_KEY cannot open this key: restore that key or enter the "
+            "API key again.",
+        )
+    return str(status)
+
+
+def short_text(value: str, limit: int):
+    """`value`, cut to `limit` characters with the whole of it in the title."""
+    if len(value) <= limit:
+        return value
+    return format_html('<span title="{}">{}…</span>', value, value[: limit - 1])
+
+
+def check_outcome_html(outcome: dict | None, *, never: str):
+    """A check's outcome as a short coloured cell; its time and error in the title."""
+    if not outcome:
+        return format_html('<span class="check-none">{}</span>', never)
+    at = outcome.get("at", "")[:19].replace("T", " ")
+    if outcome.get("success"):
+        latency = outcome.get("latency_ms")
+        return format_html(
+            '<span class="check-ok" style="color:#0a7d32" title="{} UTC">✔ ok{}</span>',
+            at,
+            f" · {latency} ms" if latency is not None else "",
+        )
+    error = outcome.get("error") or "failed"
+    latency = outcome.get("latency_ms")
+    return format_html(
+        '<span class="check-failed" style="color:#ba2121" title="{} UTC: {}">✘ {}{}</span>',
+        at,
+        error,
+        error[:40] + ("…" if len(error) > 40 else ""),
+        f" · {latency} ms" if latency is not None else "",
+    )
+
+
 class KeyStatusFilter(admin.SimpleListFilter):
     title = "key status"
     parameter_name = "key_status"
@@ -132,18 +178,17 @@ class KeyStatusFilter(admin.SimpleListFilter):
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
     form = ProviderConfigForm
+    # Few, narrow columns (a 1366-px screen beside the admin's two sidebars): the key and
+    # its status in one cell; "health" holds the latest test connection and validation,
+    # one line each (their time and full error in the title); the fallback position.
     list_display = (
         "tenant",
         "provider",
-        "default_model",
+        "model_display",
         "is_active",
-        "masked_key",
-        "key_status_display",
-        "last_test_display",
-        "test_latency_ms",
-        "last_tested",
+        "key_display",
+        "health",
         "fallback_order",
-        "breaker_display",
     )
     list_filter = ("provider", "is_active", "last_test_success", KeyStatusFilter)
     list_select_related = ("tenant",)
@@ -155,6 +200,8 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
     status_fields = (
         "masked_key",
         "key_status_display",
+        "connection_test_display",
+        "validation_display",
         "last_test_display",
         "test_latency_ms",
         "last_tested",
@@ -173,7 +220,7 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
             (None, {"fields": ("tenant", "provider", "default_model", "base_url", "active")}),
             ("Fallback and circuit breaker", {"fields": ("fallback_order", "breaker_display")}),
             ("Key", {"fields": ("masked_key", "key_status_display", "api_key", "clear_api_key")}),
-            ("Latest test or validation", {"fields": self.status_fields[2:]}),
+            ("Health", {"fields": self.status_fields[2:]}),
             ("Advanced", {"fields": ("metadata",), "classes": ("collapse",)}),
         )
 
@@ -234,27 +281,51 @@ class ProviderConfigAdmin(TenantSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="key status")
     def key_status_display(self, obj):
-        status = obj.key_status
-        if status == KeyStatus.UNDECRYPTABLE:
-            return format_html(
-                '<strong class="errornote" style="display:inline;padding:2px 6px" '
-                'title="{}">⚠ undecryptable</strong>',
-                "FIELD_ENCRYPTION_KEY cannot open this key: restore that key or enter the "
-                "API key again.",
-            )
-        return str(status)
+        return key_status_html(obj)
 
-    @admin.display(description="latest test", ordering="last_test_success")
-    def last_test_display(self, obj):
-        if obj.last_test_success is None:
-            return "never tested"
-        if obj.last_test_success:
-            return mark_safe('<span style="color:#0a7d32">✔ ok</span>')  # noqa: S308
+    @admin.display(description="key")
+    def key_display(self, obj):
+        if obj.key_status == KeyStatus.OK:
+            return obj.api_key_masked
+        return self.key_status_display(obj)
+
+    @admin.display(description="health")
+    def health(self, obj):
+        if obj.last_connection_test is None and obj.last_validation is None:
+            # Checked only before each kind had its own record (or never): the latest.
+            return self.last_test_display(obj)
         return format_html(
-            '<span style="color:#ba2121" title="{}">✘ {}</span>',
-            obj.last_error,
-            (obj.last_error or "failed")[:80],
+            '<div class="health-test">test: {}</div><div class="health-validation">'
+            "validation: {}</div>",
+            self.connection_test_display(obj),
+            self.validation_display(obj),
         )
+
+    @admin.display(description="model", ordering="default_model")
+    def model_display(self, obj):
+        return short_text(obj.default_model, 32)
+
+    @admin.display(description="test connection")
+    def connection_test_display(self, obj):
+        return check_outcome_html(obj.last_connection_test, never="never tested")
+
+    @admin.display(description="validation")
+    def validation_display(self, obj):
+        return check_outcome_html(obj.last_validation, never="never validated")
+
+    @admin.display(description="latest test or validation", ordering="last_test_success")
+    def last_test_display(self, obj):
+        # SPEC's four fields: the latest check of either kind (the only record of checks
+        # made before each kind had its own).
+        if obj.last_test_success is None or obj.last_tested is None:
+            return check_outcome_html(None, never="never tested")
+        latest = ProviderConfig.check_outcome(
+            at=obj.last_tested,
+            success=obj.last_test_success,
+            latency_ms=obj.test_latency_ms,
+            error=obj.last_error,
+        )
+        return check_outcome_html(latest, never="never tested")
 
     # -- actions -------------------------------------------------------------------------
     @admin.action(description="Test connection (a real, minimal completion)")
@@ -322,18 +393,17 @@ class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
     """Read-only: usage rows are written by LLMService alone."""
 
     change_list_template = "admin/llm_providers/usagelog/change_list.html"
+    # Compact cells to fit a 1366-px screen: the outcome is one cell (error type and
+    # status), times and costs short; every detail is on the row's own page.
     list_display = (
-        "created_at",
+        "when",
         "tenant",
-        "provider",
-        "model",
+        "model_display",
         "endpoint",
-        "success",
-        "tokens_used",
-        "cost_usd",
-        "latency_ms",
-        "error_type",
-        "status_code",
+        "outcome",
+        "tokens",
+        "cost_display",
+        "latency",
     )
     list_filter = ("provider", "endpoint", "success", "created_at")
     list_select_related = ("tenant",)
@@ -351,6 +421,41 @@ class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, obj):
+        local = timezone.localtime(obj.created_at)
+        return format_html(
+            '<span title="{}">{}</span>', local.isoformat(), local.strftime("%m-%d %H:%M:%S")
+        )
+
+    @admin.display(description="provider · model", ordering="model")
+    def model_display(self, obj):
+        return format_html("{} · {}", obj.provider, short_text(obj.model, 20))
+
+    @admin.display(description="outcome", ordering="success")
+    def outcome(self, obj):
+        if obj.success:
+            return mark_safe('<span style="color:#0a7d32">✔</span>')  # noqa: S308
+        status = f" · {obj.status_code}" if obj.status_code else ""
+        return format_html(
+            '<span style="color:#ba2121" title="{}">✘ {}{}</span>',
+            obj.error_message,
+            obj.error_type or "failed",
+            status,
+        )
+
+    @admin.display(description="tokens", ordering="tokens_used")
+    def tokens(self, obj):
+        return f"{obj.tokens_used:,}"
+
+    @admin.display(description="USD", ordering="cost_usd")
+    def cost_display(self, obj):
+        return "—" if obj.cost_usd is None else f"{obj.cost_usd:.4f}"
+
+    @admin.display(description="ms", ordering="latency_ms")
+    def latency(self, obj):
+        return f"{obj.latency_ms:,}"
 
     def get_urls(self):
         dashboard = path(
@@ -372,12 +477,27 @@ class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
             raise PermissionDenied
         form = DashboardFilterForm.for_request(request.GET)
         filters = form.filters()
+        params = {
+            "tenant": filters["tenant_id"] or "",
+            "start": filters["start"].isoformat(),
+            "end": filters["end"].isoformat(),
+            **{k: filters[k] or "" for k in ("provider", "model", "endpoint", "outcome")},
+        }
+
+        def query_without(name):
+            return urlencode({k: v for k, v in params.items() if k != name and v})
+
         context = {
             **self.admin_site.each_context(request),
             "title": "LLM usage dashboard",
             "opts": self.model._meta,
             "form": form,
             "dashboard": usage_dashboard(**filters),
+            "active_filters": [
+                (k, filters[k]) for k in ("provider", "model", "endpoint", "outcome") if filters[k]
+            ],
+            "query_without_outcome": query_without("outcome"),
+            "query_without_tenant": query_without("tenant"),
             "changelist_url": reverse("admin:llm_providers_usagelog_changelist"),
         }
         return TemplateResponse(request, "admin/llm_providers/usagelog/dashboard.html", context)
@@ -426,3 +546,73 @@ def _add_limits_inline() -> None:
 
 
 _add_limits_inline()
+
+
+# -- the tenant's page: its configs with their health, its usage ------------------------------
+TENANT_PANEL_CONFIGS = 20
+
+
+@register_tenant_panel
+def _provider_configs_panel(tenant) -> dict:
+    configs = list(
+        ProviderConfig.objects.for_tenant(tenant).order_by("-is_active", "-created_at")[
+            : TENANT_PANEL_CONFIGS + 1
+        ]
+    )
+    rows = [
+        (
+            format_html(
+                '<a href="{}">{} · {}</a>',
+                reverse("admin:llm_providers_providerconfig_change", args=[config.pk]),
+                config.provider,
+                config.default_model,
+            ),
+            "active" if config.is_active else "",
+            key_status_html(config),
+            check_outcome_html(config.last_connection_test, never="never tested"),
+            check_outcome_html(config.last_validation, never="never validated"),
+        )
+        for config in configs[:TENANT_PANEL_CONFIGS]
+    ]
+    more = f" (the first {TENANT_PANEL_CONFIGS})" if len(configs) > TENANT_PANEL_CONFIGS else ""
+    return {
+        "title": "Provider configs",
+        "headers": ("config", "", "key", "test connection", "validation"),
+        "rows": rows,
+        "summary": f"{len(rows)} config(s){more}" if rows else "",
+        "empty": "No provider config: calls use the environment fallback, if any.",
+        "links": [
+            ("All configs", changelist_for_tenant("llm_providers_providerconfig", tenant)),
+            (
+                "Add a config",
+                f"{reverse('admin:llm_providers_providerconfig_add')}?tenant={tenant.pk}",
+            ),
+        ],
+    }
+
+
+@register_tenant_panel
+def _usage_panel(tenant) -> dict:
+    # The stats API's own selector: whole days from the daily rollup, edges from the rows.
+    now = timezone.now()
+    totals = usage_stats_for_window(tenant, start=now - timedelta(days=30), end=now)["totals"]
+    cost = totals["cost_usd"]
+    rows = [
+        ("requests", f"{totals['requests']:,}"),
+        ("failed", f"{totals['failures']:,}"),
+        ("tokens", f"{totals['tokens']:,}"),
+        ("cost (USD)", f"{cost:,.4f}" if cost is not None else "—"),
+        (
+            "average latency",
+            f"{totals['avg_latency_ms']:,} ms" if totals["avg_latency_ms"] is not None else "—",
+        ),
+    ]
+    dashboard = reverse("admin:llm_providers_usagelog_dashboard")
+    return {
+        "title": "Usage, last 30 days",
+        "rows": rows,
+        "links": [
+            ("Usage dashboard", f"{dashboard}?tenant={tenant.pk}"),
+            ("Usage log", changelist_for_tenant("llm_providers_usagelog", tenant)),
+        ],
+    }

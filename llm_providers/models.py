@@ -63,6 +63,12 @@ class ProviderConfig(models.Model):
     test_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     last_test_success = models.BooleanField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # The four fields above hold the latest check of either kind (SPEC §3). Each kind's own
+    # latest outcome is kept here too, so that a later "Validate" (a free model list) can
+    # never hide a failed "Test connection" (a real completion), or the other way round:
+    # {"at": ISO time, "success": bool, "latency_ms": int | None, "error": str}.
+    last_connection_test = models.JSONField(null=True, blank=True, editable=False)
+    last_validation = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -106,6 +112,16 @@ class ProviderConfig(models.Model):
     @property
     def api_key_masked(self) -> str:
         return f"****{self.api_key_last4}" if self.api_key_encrypted else ""
+
+    @staticmethod
+    def check_outcome(*, at, success: bool, latency_ms, error: str = "") -> dict:
+        """The value of `last_connection_test` / `last_validation`."""
+        return {
+            "at": at.isoformat(),
+            "success": bool(success),
+            "latency_ms": latency_ms,
+            "error": "" if success else error,
+        }
 
     def set_api_key(self, api_key: str) -> None:
         self.api_key_encrypted = api_key or ""

@@ -26,6 +26,16 @@ if ! [[ $TASK_WORKERS =~ ^[1-9][0-9]*$ ]]; then
 fi
 scripts/serve-web.sh --check || exit 2
 
+# Metrics (llm_providers/observability/metrics.py): every web and worker process writes its
+# counters into this directory and /metrics adds them up. Emptied here, at start, so a new
+# run does not add the last one's counts; kept across a child's restart, so a crashed
+# process's counts stay counted.
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete || {
+  echo "run: cannot create PROMETHEUS_MULTIPROC_DIR ($PROMETHEUS_MULTIPROC_DIR)." >&2
+  exit 2
+}
+
 if (exec 3<>"/dev/tcp/$BIND_ADDRESS/$PORT") 2>/dev/null; then
   echo "run: $BIND_ADDRESS:$PORT is already in use. Stop what is listening there, or pick" >&2
   echo "     another port:  PORT=8001 make run" >&2

@@ -12,6 +12,8 @@
 #   SERVER_MAX_CONCURRENCY        1024       requests in progress per process (backpressure)
 #   SERVER_BACKLOG                2048       connections waiting to be accepted
 #   SHUTDOWN_GRACE_SECONDS        30         open requests/streams get this long at shutdown
+#   PROMETHEUS_MULTIPROC_DIR      var/prometheus  the processes' metric files (emptied
+#                                            here only when this script picked it)
 # WEB_THREADS, SERVER_MAX_BODY_BYTES and SERVER_BODY_TIMEOUT_SECONDS are Django settings
 # (config/serving/). Further granian options: its GRANIAN_* environment variables.
 set -uo pipefail
@@ -39,6 +41,14 @@ done
   fail "SERVER_MAX_HEADER_BYTES must be at least 8192 (got $SERVER_MAX_HEADER_BYTES)."
 [ "$SERVER_BACKLOG" -ge 128 ] || fail "SERVER_BACKLOG must be at least 128 (got $SERVER_BACKLOG)."
 [ "${1:-}" = "--check" ] && exit 0
+
+# The metrics directory the worker processes share (scripts/run.sh sets and empties it;
+# started alone, this script picks and empties its own).
+if [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+  export PROMETHEUS_MULTIPROC_DIR=var/prometheus
+  mkdir -p "$PROMETHEUS_MULTIPROC_DIR" && find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+fi
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR" || fail "cannot create PROMETHEUS_MULTIPROC_DIR ($PROMETHEUS_MULTIPROC_DIR)."
 
 # HTTP/1.1 only (a reverse proxy speaks HTTP/2 to clients); no WebSockets; `asginl`: ASGI
 # without the lifespan protocol, which Django does not implement.

@@ -1,4 +1,8 @@
+from collections.abc import Callable
+
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
@@ -18,6 +22,40 @@ from .services import (
 
 # The library's own APIKey model is not used: tenants' keys are TenantAPIKey.
 admin.site.unregister(APIKey)
+
+# What a tenant's page shows about the tenant from other apps (its provider configs, usage,
+# builds): they register a panel here, so that tenants imports none of them (the arrows go
+# build_loop → llm_providers → tenants). A panel is `panel(tenant) -> dict` with "title",
+# optional "headers" and "rows" (cells are text or format_html), "summary" and "links"
+# ([(text, url)], pre-filtered lists).
+TENANT_PANELS: list[Callable[[Tenant], dict]] = []
+
+
+def register_tenant_panel(panel: Callable[[Tenant], dict]):
+    TENANT_PANELS.append(panel)
+    return panel
+
+
+def changelist_for_tenant(model_admin_name: str, tenant: Tenant, field: str = "tenant") -> str:
+    """The admin list `admin:<app>_<model>_changelist`, filtered to `tenant`."""
+    # The key's own name, as the admin's related-field filter spells it: SWITCHYARD_TENANT_MODEL
+    # may name a model whose primary key is not `id`.
+    key = tenant._meta.pk.name
+    return f"{reverse(f'admin:{model_admin_name}_changelist')}?{field}__{key}__exact={tenant.pk}"
+
+
+@register_tenant_panel
+def _api_keys_panel(tenant: Tenant) -> dict:
+    keys = list(tenant.api_keys.all())
+    active = sum(1 for key in keys if not key.revoked and not key.has_expired)
+    return {
+        "title": "API keys",
+        "summary": f"{active} usable of {len(keys)} (listed below)",
+        "links": [
+            ("All API keys of this tenant", changelist_for_tenant("tenants_tenantapikey", tenant)),
+            ("Audit log of this tenant", changelist_for_tenant("tenants_auditevent", tenant)),
+        ],
+    }
 
 
 class TenantAPIKeyInline(admin.TabularInline):
@@ -62,6 +100,15 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ("id", "created_at") if obj else ("created_at",)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        tenant = self.get_object(request, object_id)
+        if tenant is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "tenant_panels": [panel(tenant) for panel in TENANT_PANELS],
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     # -- writes go through the services, which write the audit events ---------------------
     def save_model(self, request, obj, form, change):
@@ -118,11 +165,23 @@ class TenantSearchMixin:
 
 @admin.register(TenantAPIKey)
 class TenantAPIKeyAdmin(TenantSearchMixin, APIKeyModelAdmin):
-    list_display = (*APIKeyModelAdmin.list_display, "tenant")
+    # The library's columns, narrower (a 1366-px screen): dates short, expiry in one cell.
+    list_display = ("prefix", "name", "tenant", "created_short", "expiry", "revoked")
     list_filter = (*APIKeyModelAdmin.list_filter, "tenant")
     list_select_related = ("tenant",)
     search_fields = ("prefix", "name")
     actions = ["revoke_keys"]
+
+    @admin.display(description="created", ordering="created")
+    def created_short(self, obj):
+        return timezone.localtime(obj.created).strftime("%Y-%m-%d")
+
+    @admin.display(description="expires", ordering="expiry_date")
+    def expiry(self, obj):
+        if obj.expiry_date is None:
+            return "never"
+        day = timezone.localtime(obj.expiry_date).strftime("%Y-%m-%d")
+        return f"expired {day}" if obj.has_expired else day
 
     # -- writes go through the services, which write the audit events ---------------------
     def save_model(self, request, obj, form, change):

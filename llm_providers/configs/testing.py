@@ -119,6 +119,9 @@ def provider_config_record_test(
         test_latency_ms=latency_ms,
         last_test_success=success,
         last_error="" if success else error_message,
+        last_connection_test=ProviderConfig.check_outcome(
+            at=now, success=success, latency_ms=latency_ms, error=error_message
+        ),
     )
 
 

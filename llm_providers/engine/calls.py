@@ -11,7 +11,7 @@ from django.conf import settings
 
 from tenants.context import current_request_id
 
-from .. import limits
+from .. import limits, observability
 from ..errors import ErrorType, ProviderError
 from ..limits import breaker
 from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
@@ -46,6 +46,15 @@ class CallRecord:
         # [issue 12: request ids] The serving request's X-Request-ID, read now: a stream's
         # usage row is written after the view (and its request context) has returned.
         self.serving_request_id = current_request_id()
+        # [issue 12: metrics, traces] In flight from here; the call's span starts.
+        self.observed = observability.call_started(
+            tenant_id=service.tenant_id,
+            endpoint=endpoint,
+            provider=resolved.provider,
+            model=self.model,
+            source=resolved.source,
+            messages=messages,
+        )
         self.admission = None  # llm_providers.limits: the call's reservation, if any
         self.breaker_key = None  # the config whose circuit breaker counts this attempt
 
@@ -82,6 +91,7 @@ class CallRecord:
         self.attempts = outcome.attempts
         self.status_code = outcome.status_code
         self.upstream_seconds = outcome.upstream_seconds
+        observability.call_sent(self.observed)  # [issue 12: traces]
         if outcome.headers is not None and self.resolved.adapter is not None:
             self.request_id = self.resolved.adapter.request_id(outcome.headers)
 
@@ -148,6 +158,8 @@ class CallRecord:
             raw=raw or {},
             admission=self.admission,
         )
+        # [issue 12: metrics, traces] Counted once per call; the span ends.
+        observability.record_call(self.observed, result, reported_model=reported_model)
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
         breaker.record(self.breaker_key, error.type if error is not None else None)
@@ -308,6 +320,7 @@ def finish_models(
         else:
             result.error = outcome.error
     result.latency_ms = elapsed_ms(started)
+    observability.record_models_call(tenant_id=tenant_id, endpoint=endpoint, result=result)
     if not result.success:
         log_failure(tenant_id, resolved, result.model, endpoint, result.error)
     if record_usage and resolved.tenant_exists:

@@ -34,7 +34,7 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from tenants.authentication import resolve_request_tenant
 
-from .. import limits
+from .. import limits, observability
 from ..engine.aio import run_db
 from ..usage import spool
 from . import cache, wire
@@ -136,6 +136,7 @@ def _server_timing(response, started: float, provider_ms: float | None) -> None:
     if provider_ms is not None:
         parts.append(f"provider;dur={provider_ms:.3f}")
         parts.append(f"gateway;dur={max(total - provider_ms, 0):.3f}")
+        observability.gateway_overhead(max(total - provider_ms, 0) / 1000)  # [issue 12]
     parts.append(f"total;dur={total:.3f}")
     response["Server-Timing"] = ", ".join(parts)
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import requests
 
+from .. import observability
 from ..configs.urlsafety import UnsafeBaseURL
 from ..errors import ErrorType, ProviderError
 from ..providers.base import HttpRequestSpec
@@ -74,6 +75,7 @@ async def asend(
     while (remaining := attempts.begin()) is not None:
         response = None
         connect, read = attempts.timeouts(remaining)
+        attempt = observability.attempt_started(spec, attempts.result.attempts, attempts.result)
         try:
             async with asyncio.timeout_at(loop.time() + remaining):
                 response = await session.request(
@@ -119,6 +121,8 @@ async def asend(
         except BaseException:  # cancelled (the client left): the connection goes too
             _close(response)
             raise
+        finally:
+            observability.attempt_finished(attempt, attempts.result)  # [issue 12: traces]
         wait = attempts.retry_wait()
         if wait is None:
             break

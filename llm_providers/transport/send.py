@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 import requests
 
+from .. import observability
 from ..configs.urlsafety import UnsafeBaseURL
 from ..errors import ErrorType, ProviderError
 from ..providers.base import HttpRequestSpec
@@ -65,6 +66,7 @@ def send(
     session = get_session(spec.url, check=check)
     while (remaining := attempts.begin()) is not None:
         response = None
+        attempt = observability.attempt_started(spec, attempts.result.attempts, attempts.result)
         try:
             # The adapter directly, not `Session.send`: see `send_prepared`.
             response = send_prepared(
@@ -93,6 +95,8 @@ def send(
                 ),
                 False,
             )
+        finally:
+            observability.attempt_finished(attempt, attempts.result)  # [issue 12: traces]
         wait = attempts.retry_wait()
         if wait is None:
             break

@@ -1,7 +1,11 @@
-"""The admin's usage dashboard: per-day totals by provider, drawn as inline SVG.
+"""The admin's usage dashboard: per-day totals by provider, drawn as inline SVG, with
+latency percentiles, errors by type and the top tenants by cost.
 
-The numbers come from one grouped query (TruncDate × provider); the charts are plain
-SVG built here, so the page needs no JavaScript and no internet access.
+The numbers come from grouped queries over the usage rows of the window (the filters
+provider, model, endpoint and outcome apply to all of them); the charts are plain SVG
+built here, so the page needs no JavaScript and no internet access. Percentiles need the
+rows themselves (the daily rollup keeps only sums and maxima), so the dashboard reads the
+rows, not the rollup: a pruned day (usage retention) shows only what is left of it.
 """
 
 import datetime as dt
@@ -13,7 +17,8 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ..models import UsageLog
+from ..errors import ErrorType
+from ..models import Endpoint, Provider, ProviderConfig, UsageDailyRollup, UsageLog
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -37,10 +42,41 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64, 12, 12, 28
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
 
+PERCENTILES = (50, 90, 95, 99)
+TOP_TENANTS = 10
+ANY = [("", "all")]
+
+
+def outcome_choices():
+    return [*ANY, ("success", "success"), ("failure", "any failure")] + [
+        (f"error:{t.value}", f"error: {t.value}") for t in ErrorType
+    ]
+
+
+def model_choices():
+    """Models that were used (the rollup's) or are configured: a short, real list."""
+    models = set(UsageDailyRollup.objects.values_list("model", flat=True).distinct())
+    models |= set(ProviderConfig.objects.values_list("default_model", flat=True).distinct())
+    models |= set(
+        UsageLog.objects.filter(created_at__gte=timezone.now() - dt.timedelta(days=2))
+        .values_list("model", flat=True)
+        .distinct()
+    )
+    return [*ANY, *((m, m) for m in sorted(m for m in models if m))]
+
+
 class DashboardFilterForm(forms.Form):
     tenant = forms.CharField(required=False, max_length=64, label="Tenant id")
     start = forms.DateField(required=False, label="From", widget=DATE_INPUT)
     end = forms.DateField(required=False, label="To", widget=DATE_INPUT)
+    provider = forms.ChoiceField(required=False, choices=[*ANY, *Provider.choices])
+    model = forms.ChoiceField(required=False, choices=ANY)
+    endpoint = forms.ChoiceField(required=False, choices=[*ANY, *Endpoint.choices])
+    outcome = forms.ChoiceField(required=False, choices=outcome_choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = model_choices()
 
     def clean(self):
         cleaned = super().clean()
@@ -68,17 +104,46 @@ class DashboardFilterForm(forms.Form):
         start = data.get("start") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
         if (end - start).days >= MAX_DAYS:
             start = end - dt.timedelta(days=MAX_DAYS - 1)
-        return {"tenant_id": (data.get("tenant") or "").strip() or None, "start": start, "end": end}
+        return {
+            "tenant_id": (data.get("tenant") or "").strip() or None,
+            "start": start,
+            "end": end,
+            "provider": data.get("provider") or None,
+            "model": data.get("model") or None,
+            "endpoint": data.get("endpoint") or None,
+            "outcome": data.get("outcome") or None,
+        }
 
 
-def usage_by_day_and_provider(*, tenant_id=None, start: dt.date, end: dt.date):
-    """Rows of (day, provider, requests, tokens, cost, errors), computed in the database."""
+def filtered_usage_logs(
+    *, tenant_id=None, start: dt.date, end: dt.date, provider=None, model=None, endpoint=None,
+    outcome=None,
+):  # fmt: skip
+    """The usage rows of the window and filters (days in the current time zone)."""
     tz = timezone.get_current_timezone()
     since = dt.datetime.combine(start, dt.time.min, tzinfo=tz)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
     logs = UsageLog.objects.filter(created_at__gte=since, created_at__lt=until)
     if tenant_id:
         logs = logs.for_tenant(tenant_id)
+    for name, value in (("provider", provider), ("model", model), ("endpoint", endpoint)):
+        if value:
+            logs = logs.filter(**{name: value})
+    if outcome == "success":
+        logs = logs.filter(success=True)
+    elif outcome == "failure":
+        logs = logs.filter(success=False)
+    elif outcome and outcome.startswith("error:"):
+        logs = logs.filter(success=False, error_type=outcome.removeprefix("error:"))
+    return logs
+
+
+def usage_by_day_and_provider(logs=None, **window_and_filters):
+    """Rows of (day, provider, requests, tokens, cost, errors), computed in the database;
+    of `logs`, or of `filtered_usage_logs(**window_and_filters)`."""
+    if logs is None:
+        logs = filtered_usage_logs(**window_and_filters)
+    tz = timezone.get_current_timezone()
     return (
         logs.annotate(day=TruncDate("created_at", tzinfo=tz))
         .values("day", "provider")
@@ -170,9 +235,60 @@ def _chart(metric, label, days, providers, values, colours) -> Chart:
     return chart
 
 
-def usage_dashboard(*, tenant_id=None, start: dt.date, end: dt.date) -> dict:
-    """Everything the dashboard template needs: charts, legend and per-provider totals."""
-    rows = list(usage_by_day_and_provider(tenant_id=tenant_id, start=start, end=end))
+def latency_percentiles(logs) -> list[tuple[str, str]]:
+    """p50…p99 of latency_ms (nearest rank), one indexed-free ORDER BY … OFFSET 1 each."""
+    count = logs.count()
+    out = []
+    for p in PERCENTILES:
+        if not count:
+            out.append((f"p{p}", "—"))
+            continue
+        rank = max(1, -(-p * count // 100))  # ceil(p% of count), 1-based
+        value = (
+            logs.order_by("latency_ms").values_list("latency_ms", flat=True)[rank - 1 : rank]
+        ).first()
+        out.append((f"p{p}", f"{value:,} ms"))
+    return out
+
+
+def errors_by_type(logs) -> list[dict]:
+    rows = (
+        logs.filter(success=False)
+        .values("error_type")
+        .annotate(requests=Count("id"))
+        .order_by("-requests", "error_type")
+    )
+    return [{"error_type": r["error_type"] or "unknown", "requests": r["requests"]} for r in rows]
+
+
+def top_tenants_by_cost(logs, limit: int = TOP_TENANTS) -> list[dict]:
+    rows = (
+        logs.values("tenant_id")
+        .annotate(cost=Sum("cost_usd"), requests=Count("id"), tokens=Sum("tokens_used"))
+        .filter(cost__gt=0)
+        .order_by("-cost", "tenant_id")[:limit]
+    )
+    return [
+        {
+            "tenant_id": r["tenant_id"],
+            "cost": _fmt("cost", r["cost"]),
+            "requests": _fmt("requests", r["requests"]),
+            "tokens": _fmt("tokens", r["tokens"] or 0),
+        }
+        for r in rows
+    ]
+
+
+def usage_dashboard(
+    *, tenant_id=None, start: dt.date, end: dt.date, provider=None, model=None, endpoint=None,
+    outcome=None,
+) -> dict:  # fmt: skip
+    """Everything the dashboard template needs: charts, legend, totals and the tables."""
+    logs = filtered_usage_logs(
+        tenant_id=tenant_id, start=start, end=end, provider=provider, model=model,
+        endpoint=endpoint, outcome=outcome,
+    )  # fmt: skip
+    rows = list(usage_by_day_and_provider(logs))
     days = [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
     providers = sorted({row["provider"] for row in rows})
     colours = _colours(providers)
@@ -196,4 +312,7 @@ def usage_dashboard(*, tenant_id=None, start: dt.date, end: dt.date) -> dict:
             {"provider": p, **{m: _fmt(m, totals[p][m]) for m, _ in METRICS}} for p in providers
         ],
         "has_data": bool(rows),
+        "percentiles": latency_percentiles(logs),
+        "errors": errors_by_type(logs),
+        "top_tenants": [] if tenant_id else top_tenants_by_cost(logs),
     }

@@ -225,10 +225,23 @@ class LLMStartupValidator:
             config.test_latency_ms = check.latency_ms
             config.last_test_success = check.usable
             config.last_error = check.reason[:2000]
+            config.last_validation = ProviderConfig.check_outcome(
+                at=check.checked_at,
+                success=check.usable,
+                latency_ms=check.latency_ms,
+                error=config.last_error,
+            )
             changed.append(config)
         if changed:
             ProviderConfig.objects.bulk_update(
-                changed, ["last_tested", "test_latency_ms", "last_test_success", "last_error"]
+                changed,
+                [
+                    "last_tested",
+                    "test_latency_ms",
+                    "last_test_success",
+                    "last_error",
+                    "last_validation",
+                ],
             )
 
     @staticmethod

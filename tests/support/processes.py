@@ -111,6 +111,8 @@ def process_env(database_url: str, tmp_path: Path, **overrides) -> dict:
         "LLM_DEFAULT_BASE_URL": "",
         "LLM_BASE_URL_ALLOWLIST": "127.0.0.0/8,::1/128",  # the fake providers are local
         "LOG_LEVEL": "INFO",
+        # The processes' shared metric files: the test's own (serve-web.sh creates it).
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
     }
     env.update({key: str(value) for key, value in overrides.items()})
     return env
