@@ -189,8 +189,11 @@ def test_admin_config_page_edits_fallback_order_and_shows_the_breaker(admin_clie
     assert response.status_code == 302, response.content.decode()[:2000]
     priced_config.refresh_from_db()
     assert priced_config.fallback_order == 2
-    listing = admin_client.get(reverse("admin:llm_providers_providerconfig_changelist"))
-    assert "closed" in listing.content.decode()
+    # The breaker's state is on the config's page (the list keeps to a 1366-px screen).
+    page = admin_client.get(
+        reverse("admin:llm_providers_providerconfig_change", args=[priced_config.pk])
+    )
+    assert "closed" in page.content.decode()
 
 
 def test_healthz_counts_open_breakers(client, priced_config, fake_clock, settings):
