@@ -149,9 +149,7 @@ def test_a_budget_for_10_calls_holds_across_two_servers(tenant, api_key, priced_
     rows = UsageLog.objects.filter(tenant=tenant)
     assert rows.count() == 40
     assert rows.filter(success=True).count() == len(admitted)
-    assert rows.filter(success=False, error_type=ErrorType.BUDGET_EXCEEDED).count() == len(
-        refused
-    )
+    assert rows.filter(success=False, error_type=ErrorType.BUDGET_EXCEEDED).count() == len(refused)
     spent = sum(row.cost_usd for row in rows.filter(success=True))
     assert spent == Decimal("0.08") * len(admitted) <= budget
     counters = get_backend().counters(tenant.pk, windows(time.time()))
