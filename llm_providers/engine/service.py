@@ -33,7 +33,13 @@ from tenants import get_tenant_model
 from ..models import Endpoint, ProviderConfig
 from ..redaction import register_secret
 from ..transport import send as transport
-from .arguments import check_common, check_max_tokens, check_messages, check_options
+from .arguments import (
+    check_common,
+    check_max_tokens,
+    check_messages,
+    check_options,
+    check_prompt,
+)
 from .calls import (
     CallRecord,
     call_limits,
@@ -126,10 +132,7 @@ class LLMService:
         """Complete `prompt` (with an optional system prompt); never raises for provider trouble.
 
         `options` lower this call's limits (timeout, deadline, retries); see options.py."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt must be a non-empty string.")
-        if system is not None and not isinstance(system, str):
-            raise ValueError("system must be a string.")
+        check_prompt(prompt, system)
         check_max_tokens(max_tokens, required=True)
         messages: list[dict] = []
         if system:
