@@ -264,7 +264,7 @@ def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
     limits = call_limits(resolved, options)
     return transport.send(
         spec,
-        map_error=resolved.adapter.map_error,
+        map_error=resolved.require_adapter().map_error,
         check=resolved.check_address,
         max_retries=limits.max_retries,
         read_timeout=limits.read_timeout,

@@ -309,6 +309,11 @@ class ProviderAdapter:
     ) -> dict[str, str]:
         raise NotImplementedError
 
+    def metadata_headers(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+        """Headers a config asks for in `metadata["headers"]` (subclasses add their own)."""
+        headers = (metadata or {}).get("headers") or {}
+        return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+
     def request_id(self, headers: Mapping[str, str] | None) -> str | None:
         if not headers:
             return None

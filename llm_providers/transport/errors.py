@@ -66,7 +66,7 @@ def transport_error(exc: BaseException, url: str) -> tuple[ProviderError, bool]:
 
 def _caused_by(exc: BaseException, kinds) -> bool:
     seen = set()
-    stack = [exc]
+    stack: list[BaseException | None] = [exc]
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:
