@@ -173,6 +173,10 @@ class UsageLog(models.Model):
         return f"{self.tenant_id} {self.provider}/{self.model} {self.endpoint} #{self.pk}"
 
 
+class UsageDailyRollupQuerySet(TenantScopedQuerySet):
+    pass
+
+
 class UsageDailyRollup(models.Model):
     """Usage of one tenant on one closed UTC day, per provider/model/endpoint/outcome.
 
@@ -208,7 +212,7 @@ class UsageDailyRollup(models.Model):
     latency_sum = models.BigIntegerField()
     latency_max = models.PositiveIntegerField(null=True, blank=True)
 
-    objects = UsageLogQuerySet.as_manager()
+    objects = UsageDailyRollupQuerySet.as_manager()
 
     class Meta:
         db_table = "llm_usage_daily"

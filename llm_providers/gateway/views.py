@@ -20,7 +20,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
-from tenants.authentication import resolve_request_tenant
+from tenants.authentication import bearer_key, resolve_request_tenant
 
 from . import cache, wire
 from .errors import error_response, provider_error_response
@@ -35,9 +35,11 @@ def _authenticate(request):
     otherwise the host project's SWITCHYARD_TENANT_RESOLVER, when one is set
     (tenants/authentication.py).
     """
-    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer":
+    try:
+        key = bearer_key(request.META.get("HTTP_AUTHORIZATION"))
+    except AuthenticationFailed as exc:
+        return None, _unauthorized(str(exc.detail))
+    if key is None:
         try:
             tenant = resolve_request_tenant(request)
         except AuthenticationFailed as exc:
@@ -48,7 +50,6 @@ def _authenticate(request):
             )
         if tenant is not None:
             return tenant.pk, None
-    if scheme.lower() != "bearer" or not key:
         return None, _unauthorized(
             "No API key provided: send `Authorization: Bearer <tenant API key>`."
         )
