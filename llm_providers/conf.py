@@ -11,6 +11,8 @@ DEFAULTS = {
     "LLM_MAX_RETRIES": 2,
     "LLM_VALIDATE_ON_STARTUP": True,
     "LLM_VALIDATION_MODE": "models",
+    # Seconds each config's validation may take (its deadline; one attempt).
+    "LLM_VALIDATION_TIMEOUT": 10.0,
     # Loopback is allowed so that local model servers work; link-local and metadata
     # addresses are never allowed whatever this says.
     "LLM_BASE_URL_ALLOWLIST": ["127.0.0.0/8", "::1/128"],
@@ -26,6 +28,8 @@ DEFAULTS = {
     "LLM_LOG_PROMPTS": False,
     "LLM_GATEWAY_CACHE_SECONDS": 5.0,
     "LLM_USAGE_ASYNC_COMMIT": False,
+    # Days of raw usage rows kept (rolled-up days only); None: kept for ever.
+    "LLM_USAGE_RETENTION_DAYS": None,
     # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
     "LLM_TEST_THROTTLE_RATE": "10/min",
 }

@@ -121,7 +121,7 @@ def resolve_request_tenant(request):
     Raises AuthenticationFailed for a disabled tenant and PermissionDenied when CSRF
     protection applies and fails.
     """
-    path = getattr(settings, "SWITCHYARD_TENANT_RESOLVER", None)
+    path = settings.SWITCHYARD_TENANT_RESOLVER
     if not path:
         return None
     tenant = _resolver(path)(request)
@@ -136,7 +136,7 @@ def resolve_request_tenant(request):
         )
     if not tenant.is_active:
         raise exceptions.AuthenticationFailed("Tenant is disabled.")
-    if getattr(settings, "SWITCHYARD_TENANT_RESOLVER_CSRF", True):
+    if settings.SWITCHYARD_TENANT_RESOLVER_CSRF:
         _enforce_csrf(request)
     # The audit actor: the host's own user when there is one (DRF replaces request.user
     # with the tenant principal afterwards), else the host's resolver.

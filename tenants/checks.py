@@ -67,7 +67,12 @@ def check_field_encryption_key(app_configs=None, **kwargs):
     keys = getattr(settings, "FIELD_ENCRYPTION_KEY", None)
     if isinstance(keys, str):
         keys = keys.split(",")
-    keys = [k.strip() for k in keys or [] if isinstance(k, str) and k.strip()]
+    if not isinstance(keys, list | tuple):
+        keys = [keys] if keys else []
+    # Blank entries are skipped (a trailing comma); anything else must parse, so that a
+    # key of the wrong type is named, not silently ignored.
+    keys = [k.strip() if isinstance(k, str | bytes) else k for k in keys]
+    keys = [k for k in keys if k not in ("", b"")]
     hint = (
         "Set FIELD_ENCRYPTION_KEY to one or more Fernet keys (a list, or a comma-separated "
         "string, newest first). Make one with: python -c 'from cryptography.fernet import "
@@ -98,7 +103,7 @@ def check_field_encryption_key(app_configs=None, **kwargs):
 
 @register(TAG)
 def check_tenant_model(app_configs=None, **kwargs):
-    label = getattr(settings, "SWITCHYARD_TENANT_MODEL", "tenants.Tenant")
+    label = settings.SWITCHYARD_TENANT_MODEL
     if not isinstance(label, str):
         return [
             Error(
@@ -195,7 +200,7 @@ def check_tenant_scoped_managers(app_configs=None, **kwargs):
 
 @register(TAG)
 def check_tenant_resolver(app_configs=None, **kwargs):
-    path = getattr(settings, "SWITCHYARD_TENANT_RESOLVER", None)
+    path = settings.SWITCHYARD_TENANT_RESOLVER
     if not path:
         return []
     try:

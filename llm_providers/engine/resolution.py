@@ -96,13 +96,13 @@ def requires_base_url(provider: str) -> bool:
 def base_url_for(adapter: ProviderAdapter, configured: str | None) -> str:
     """The configured base URL, else the provider's environment setting, else its default."""
     setting = adapter.base_url_setting
-    env_value = getattr(settings, setting, "") if setting else ""
+    env_value = getattr(settings, setting) if setting else ""  # checks.py: E006
     return (configured or env_value or adapter.default_base_url or "").rstrip("/")
 
 
 def environment_api_key(adapter: ProviderAdapter) -> str | None:
     """The environment fallback's key for `adapter`'s provider (its key setting)."""
-    key = getattr(settings, adapter.key_setting, "") if adapter.key_setting else ""
+    key = getattr(settings, adapter.key_setting) if adapter.key_setting else ""
     return (key or "").strip() or None
 
 

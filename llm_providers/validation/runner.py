@@ -24,8 +24,7 @@ from .report import ProviderCheck, ValidationReport, ValidationTarget, check_sta
 # The package's name: operators and tests filter on it.
 logger = logging.getLogger("llm_providers.validation")
 
-MODES = ("models", "ping", "off")
-DEFAULT_TIMEOUT = 10.0
+MODES = ("models", "ping", "off")  # LLM_VALIDATION_MODE (checked at start-up: checks.py)
 MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
@@ -54,9 +53,7 @@ class LLMStartupValidator:
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds.")
         self.mode = mode
-        self.timeout = float(
-            timeout or getattr(settings, "LLM_VALIDATION_TIMEOUT", None) or DEFAULT_TIMEOUT
-        )
+        self.timeout = float(timeout or settings.LLM_VALIDATION_TIMEOUT)
         self.endpoint = endpoint
         self.max_workers = max_workers or MAX_WORKERS
 
