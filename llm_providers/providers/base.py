@@ -221,6 +221,9 @@ class ProviderAdapter:
     key_setting: str | None = None  # the environment fallback's key, e.g. "OPENAI_API_KEY"
     requires_api_key: bool = True
     auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
+    # Whether the model list names every model the provider serves (validation checks the
+    # default model against it); a local server may answer to any name.
+    lists_every_model: bool = True
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
 

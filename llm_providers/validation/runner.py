@@ -43,6 +43,30 @@ def _error_dict(error) -> dict:
     return error.as_dict()
 
 
+def model_listed(model: str, models: list[str]) -> bool:
+    """Whether `model` is one of the provider's `models`, or a name they are versions of
+    (OpenAI's and Anthropic's lists hold dated snapshots: `gpt-4o-mini-2024-07-18` is a
+    `gpt-4o-mini`; `claude-3-7-sonnet-latest` names the newest `claude-3-7-sonnet-…`)."""
+    stem = model.removesuffix("-latest")
+    return any(name == model or name.startswith(stem + "-") for name in models)
+
+
+def _unlisted_model(resolved, models: list[str]) -> dict | None:
+    """A models-mode check's error when the config's default model is not offered: the key
+    works, but every call of that model would fail (a typo such as `gpt-4o-mnii`)."""
+    adapter = resolved.adapter
+    if not models or not resolved.model or adapter is None or not adapter.lists_every_model:
+        return None
+    if model_listed(resolved.model, models):
+        return None
+    return {
+        "type": "not_found",
+        "message": f"The provider answered, but its model list has no {resolved.model!r}: "
+        "check the config's default model.",
+        "status_code": None,
+    }
+
+
 class LLMStartupValidator:
     """Checks providers concurrently; `mode` is `models` (free model list) or `ping`."""
 
@@ -170,10 +194,12 @@ class LLMStartupValidator:
             }
             return self._result(target, started, success=False, error=error)
         error = None if outcome.success else _error_dict(outcome.error)
+        if outcome.success and self.mode == "models":
+            error = _unlisted_model(resolved, outcome.models)
         return self._result(
             target,
             started,
-            success=outcome.success,
+            success=error is None,
             error=error,
             latency_ms=getattr(outcome, "latency_ms", None),
         )
