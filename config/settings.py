@@ -1,5 +1,6 @@
 """Switchyard settings, read from the environment (and a `.env` file when present)."""
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,11 +124,29 @@ else:
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
 # --- Cache (rate limits, shared validation state) -------------------------------------
-# The embedded default is a file cache so that every gunicorn worker and the task worker on
+# The embedded default is a file cache so that every server process and the task worker on
 # one machine share throttles and the latest validation; Redis (CACHE_URL=redis://...)
-# when there are several machines.
-CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{BASE_DIR / 'var' / 'cache'}")}
+# when there are several machines. Its directory belongs to the deployment's database:
+# two deployments run from one checkout (two DATABASE_URLs) never share throttles or
+# validation state, while every process of one deployment does.
+def deployment_cache_dir(database: dict) -> Path:
+    """var/cache/<a hash of the database's identity: the SQLite file, or engine and server>."""
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        identity = str(Path(database["NAME"]).resolve())
+    else:
+        parts = (database["ENGINE"], database.get("HOST"), database.get("PORT"), database["NAME"])
+        identity = "|".join(str(part or "") for part in parts)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return BASE_DIR / "var" / "cache" / digest
+
+
+CACHES = {
+    "default": env.cache(
+        "CACHE_URL", default=f"filecache://{deployment_cache_dir(DATABASES['default'])}"
+    )
+}
 
 # --- Background tasks -----------------------------------------------------------------
 TASKS = {
