@@ -109,10 +109,6 @@ class LLMService:
             self._resolved = self._load_config()
         return self._resolved
 
-    def refresh(self) -> None:
-        """Forget the looked-up configuration (after the tenant's config changed)."""
-        self._resolved = None
-
     def _load_config(self) -> ResolvedConfig:
         return resolve(self.tenant_id, self._forced_config)
 

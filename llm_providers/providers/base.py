@@ -100,7 +100,6 @@ class StreamState:
     model: str | None = None
     finish_reason: str | None = None
     provider_finish_reason: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class BadResponse(Exception):

@@ -46,10 +46,6 @@ class UTCDate(TruncDate):
         return f"date({sql})", params
 
 
-def usage_logs_for_tenant(tenant) -> QuerySet[UsageLog]:
-    return UsageLog.objects.for_tenant(tenant)
-
-
 def provider_status_for_tenant(tenant) -> dict:
     """Whether an LLM is available for `tenant`, from which source, and its latest test.
 
