@@ -50,7 +50,7 @@ def test_reports_the_latest_validation_as_counts(db, client, upstream):
     assert validation["unusable"] == 0
     assert validation["total"] == 1
     assert validation["mode"] == "models"
-    assert validation["ran_at"] and validation["duration_ms"] >= 0
+    assert validation["ran_at"] and isinstance(validation["duration_ms"], int)
 
 
 def test_is_degraded_when_a_provider_is_not_usable_and_names_nobody(db, client, upstream):
