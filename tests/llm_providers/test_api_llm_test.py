@@ -8,17 +8,15 @@ from rest_framework.test import APIClient
 
 from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory
+from tests.support.wire import openai_reply
 
-from .api_support import (  # noqa: F401
+from .api_support import (
     FAKE_KEY,
     OTHER_FAKE_KEY,
-    _fresh_cache,
     assert_error,
     make_key_undecryptable,
-    no_network,
     raw_post,
 )
-from .conftest import openai_reply
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from llm_providers.validation import run_llm_startup_validation
 from tests.factories import ProviderConfigFactory, TenantFactory
-from tests.llm_providers.conftest import base_url, closed_port_url
+from tests.support.wire import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0002"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model"}]}

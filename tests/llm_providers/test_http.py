@@ -20,8 +20,7 @@ from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
 from llm_providers.transport import retry, sessions
 from llm_providers.transport.send import send
-
-from .conftest import openai_reply
+from tests.support.wire import openai_reply
 
 CHAT = "/v1/chat/completions"
 

@@ -25,8 +25,6 @@ from tenants.models import Tenant
 from tests.factories import TenantFactory, UsageLogFactory
 from tests.support.usage_oracle import usage_stats_in_window
 
-from .api_support import _fresh_cache  # noqa: F401
-
 pytestmark = pytest.mark.django_db
 
 STATS = "/api/llm/usage/stats"

@@ -16,7 +16,7 @@ from llm_providers.validation.health import CACHE_KEY, latest_validation
 from llm_providers.validation.report import CheckStatus
 from llm_providers.validation.runner import validate_provider_configs
 from tests.factories import ProviderConfigFactory, TenantFactory
-from tests.llm_providers.conftest import base_url, closed_port_url
+from tests.support.wire import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0001"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model", "object": "model"}]}
