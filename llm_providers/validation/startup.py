@@ -27,7 +27,6 @@ APPS_READY_TIMEOUT = 30.0
 DATABASE_WAIT_SECONDS = 30.0
 
 
-
 class OncePerProcess:
     """Remembers the process (pid) that started the validation: a forked child starts its
     own, a second call in the same process does not."""
