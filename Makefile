@@ -28,9 +28,12 @@ test: venv-dev ## Run the whole test suite
 	fi; \
 	exit $$rc
 
-lint: venv-dev ## ruff: lint and check formatting
+lint: venv-dev ## ruff (lint, format), import contracts, mypy, migrations up to date
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
+	DJANGO_SETTINGS_MODULE=config.settings_test $(MANAGE) makemigrations --check --dry-run
 
 format: venv-dev ## ruff: fix what can be fixed and format
 	$(VENV)/bin/ruff check --fix .
@@ -61,7 +64,7 @@ bootstrap: venv .env migrate ## First run only: an admin user and a demo tenant 
 	@$(MANAGE) bootstrap_local
 
 clean: ## Remove the venv and collected static files (keeps .env and the database)
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache
 
 
 .PHONY: check-package

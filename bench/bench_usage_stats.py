@@ -47,12 +47,9 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from llm_providers.api.serializers import UsageStatsSerializer  # noqa: E402
 from llm_providers.models import UsageLog  # noqa: E402
 from llm_providers.usage.rollup import usage_rollup_rebuild  # noqa: E402
-from llm_providers.usage.selectors import (  # noqa: E402
-    STATS_GROUPS,
-    usage_stats_for_tenant,
-    usage_stats_for_window,
-)
+from llm_providers.usage.selectors import STATS_GROUPS, usage_stats_for_window  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
+from tests.support.usage_oracle import usage_stats_for_tenant  # noqa: E402
 
 BIG_TENANT = "bench_big"
 COLUMNS = (

@@ -23,7 +23,6 @@ class BuildStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (BuildStatus.QUEUED, BuildStatus.RUNNING)
-FINISHED_STATUSES = (BuildStatus.SUCCEEDED, BuildStatus.FAILED, BuildStatus.CANCELLED)
 
 
 class StepName(models.TextChoices):
@@ -105,10 +104,6 @@ class Build(models.Model):
 
     def __str__(self):
         return f"{self.tenant_id}/build {self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
 
     @property
     def max_steps(self) -> int:

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from llm_providers.api.serializers import (
+from tenants.api.serializers import (
     StrictCharField,
     StrictInputSerializer,
     StrictIntegerField,

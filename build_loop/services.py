@@ -2,18 +2,14 @@
 
 import logging
 from datetime import timedelta
-from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
-from llm_providers import observability
-from llm_providers.models import Endpoint, UsageLog
-from llm_providers.services import LLMService
+from llm_providers.services import Endpoint, LLMService, build_step_span, usage_totals
 
 from . import prompts
 from .models import (
@@ -214,7 +210,7 @@ class _BuildLoop:
             build_id=build_id, position=self.position, name=name, iteration=iteration
         )
         # [issue 12: traces] A span per step; the call's own span is its child.
-        with observability.build_step_span(build_id=build_id, step=name, iteration=iteration):
+        with build_step_span(build_id=build_id, step=name, iteration=iteration):
             result = self.service.generate_completion(
                 prompt,
                 max_tokens=settings.BUILD_MAX_TOKENS,
@@ -275,28 +271,20 @@ def _finish(build_id, status: str, *, error: dict | None = None) -> bool:
 
 
 def refresh_build_totals(build_id) -> None:
-    """Recompute the build's totals from its steps' usage rows (the single source of truth)."""
+    """Recompute the build's totals from its steps' usage rows (the single source of truth).
+
+    The cost is unknown (null) when any step's cost is: the one definition of an unknown
+    cost, in llm_providers/usage/metrics.py.
+    """
     build = Build.objects.only("tenant_id").get(pk=build_id)
     step_rows = BuildStep.objects.filter(build_id=build_id, usage_log__isnull=False)
-    rows = UsageLog.objects.for_tenant(build.tenant_id).filter(
-        pk__in=step_rows.values("usage_log_id")
-    )
-    totals = rows.aggregate(
-        tokens=Coalesce(Sum("tokens_used"), 0),
-        prompt=Coalesce(Sum("prompt_tokens"), 0),
-        completion=Coalesce(Sum("completion_tokens"), 0),
-        latency=Coalesce(Sum("latency_ms"), 0),
-        cost=Sum("cost_usd"),
-        # A call that used tokens at an unknown price makes the total unknown, never a guess.
-        unpriced=Count("pk", filter=Q(cost_usd__isnull=True, tokens_used__gt=0)),
-    )
-    cost = None if totals["unpriced"] else (totals["cost"] or Decimal("0"))
+    totals = usage_totals(tenant=build.tenant_id, usage_log_ids=step_rows.values("usage_log_id"))
     Build.objects.filter(pk=build_id).update(
         total_tokens=totals["tokens"],
-        total_prompt_tokens=totals["prompt"],
-        total_completion_tokens=totals["completion"],
-        total_latency_ms=totals["latency"],
-        total_cost_usd=cost,
+        total_prompt_tokens=totals["prompt_tokens"],
+        total_completion_tokens=totals["completion_tokens"],
+        total_latency_ms=totals["latency_sum"],
+        total_cost_usd=totals["known_cost_usd"],
     )
 
 

@@ -3,24 +3,19 @@
 from django.db.models import Count
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from tenants.api.exceptions import Conflict
-from tenants.scoping import TenantScopedViewMixin
+from tenants.api.views import TenantViewSet
 
 from . import services
 from .models import Build
 from .serializers import BuildDetailSerializer, BuildSerializer, BuildStartInputSerializer
 
 
-class BuildViewSet(
-    TenantScopedViewMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class BuildViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
     # GROUP BY queries ignore Meta.ordering, so the order is repeated here.
     queryset = Build.objects.annotate(steps_done=Count("steps")).order_by("-created_at", "-id")
     filter_backends = [DjangoFilterBackend]

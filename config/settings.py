@@ -1,5 +1,6 @@
 """Switchyard settings, read from the environment (and a `.env` file when present)."""
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,12 +45,17 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # Outermost, so it sees every final response: under ASGI, sync streaming responses
+    # First: every record of the request (logs, audit) carries its id (X-Request-ID).
+    "tenants.api.middleware.RequestIdMiddleware",
+    # Outermost but one, so it sees every final response: under ASGI, sync streaming responses
     # (SSE from /v1, static files) go out chunk by chunk instead of being buffered whole.
     "config.serving.streaming.SyncStreamingRelayMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.serving.static.AsyncCapableWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before CommonMiddleware: the REST API's body-size limit (413) applies before the
+    # body is read.
+    "tenants.api.middleware.ApiBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -112,18 +118,35 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Persistent connections for SQLite too: opening one per request (with its PRAGMAs) cost
-# more CPU than the whole /v1 call otherwise does (bench/README.md).
+# Persistent connections, SQLite too: opening one per request (with its PRAGMAs) cost more
+# CPU than the whole /v1 call otherwise does (bench/README.md).
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
 # --- Cache (rate limits, shared validation state) -------------------------------------
-# The embedded default is a file cache so that every gunicorn worker and the task worker on
+# The embedded default is a file cache so that every server process and the task worker on
 # one machine share throttles and the latest validation; Redis (CACHE_URL=redis://...)
-# when there are several machines.
-CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{BASE_DIR / 'var' / 'cache'}")}
+# when there are several machines. Its directory belongs to the deployment's database:
+# two deployments run from one checkout (two DATABASE_URLs) never share throttles or
+# validation state, while every process of one deployment does.
+def deployment_cache_dir(database: dict) -> Path:
+    """var/cache/<a hash of the database's identity: the SQLite file, or engine and server>."""
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        identity = str(Path(database["NAME"]).resolve())
+    else:
+        parts = (database["ENGINE"], database.get("HOST"), database.get("PORT"), database["NAME"])
+        identity = "|".join(str(part or "") for part in parts)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return BASE_DIR / "var" / "cache" / digest
+
+
+CACHES = {
+    "default": env.cache(
+        "CACHE_URL", default=f"filecache://{deployment_cache_dir(DATABASES['default'])}"
+    )
+}
 
 # --- Background tasks -----------------------------------------------------------------
 TASKS = {
@@ -170,13 +193,22 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # and /metrics by scraper
 # then run `manage.py rotate_field_encryption`).
 FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY")
 
-# --- REST framework -------------------------------------------------------------------
+# --- REST framework and the API schema -------------------------------------------------
+# Largest request body the REST API accepts (413 above it).
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# Page size of paginated lists (clients may ask for up to API_MAX_PAGE_SIZE with page_size).
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=500)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantAPIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.permissions.IsTenantAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["tenants.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "tenants.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": API_PAGE_SIZE,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "tenants.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
@@ -184,9 +216,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Multi-tenant LLM provider backend.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its page are public: no authentication is even attempted there.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Builds and build steps both have a `status` with different choices: name the enums.
+    "ENUM_NAME_OVERRIDES": {
+        "BuildStatusEnum": "build_loop.models.BuildStatus",
+        "BuildStepStatusEnum": "build_loop.models.StepStatus",
+        "BuildStepNameEnum": "build_loop.models.StepName",
+    },
     # The /v1 gateway's plain Django views, described by hand.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -194,15 +235,20 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- LLM providers --------------------------------------------------------------------
+# --- LLM providers (defaults as in llm_providers/conf.py, the package's own) ------------
 LLM_REQUEST_TIMEOUT = env.float("LLM_REQUEST_TIMEOUT", default=60.0)
+# Overall deadline per LLM call, retries included (unset or 0: twice LLM_REQUEST_TIMEOUT).
+LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)
 LLM_VALIDATE_ON_STARTUP = env.bool("LLM_VALIDATE_ON_STARTUP", default=True)
 LLM_VALIDATION_MODE = env.str("LLM_VALIDATION_MODE", default="models")
+# Seconds each config's validation may take (one attempt).
+LLM_VALIDATION_TIMEOUT = env.float("LLM_VALIDATION_TIMEOUT", default=10.0)
 # Networks (CIDR, no host names) a tenant's base_url may point at besides public
-# addresses. None by default: loopback would let every tenant reach every local port (the
-# app itself, PostgreSQL, Redis). The quick start's .env (scripts/write_env.py) allows
-# loopback for local model servers. Link-local/metadata addresses are never allowed.
+# addresses. None by default (unlike the package's default, loopback): loopback would let
+# every tenant reach every local port (the app itself, PostgreSQL, Redis). The quick
+# start's .env (scripts/write_env.py) allows loopback for local model servers.
+# Link-local/metadata addresses are never allowed.
 LLM_BASE_URL_ALLOWLIST = env.list("LLM_BASE_URL_ALLOWLIST", default=[])
 LLM_DEFAULT_PROVIDER = env.str("LLM_DEFAULT_PROVIDER", default="")
 LLM_DEFAULT_MODEL = env.str("LLM_DEFAULT_MODEL", default="")
@@ -226,43 +272,49 @@ XAI_API_KEY = env.str("XAI_API_KEY", default="")
 LLM_LOG_PROMPTS = env.bool("LLM_LOG_PROMPTS", default=False)
 # /v1 keeps API-key lookups and active configs in-process this long (0 turns it off).
 LLM_GATEWAY_CACHE_SECONDS = env.float("LLM_GATEWAY_CACHE_SECONDS", default=5.0)
+# POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
+LLM_TEST_THROTTLE_RATE = env.str("LLM_TEST_THROTTLE_RATE", default="10/min")
+# Usage rows: optional asynchronous commit on PostgreSQL (opt-in; bench/README.md). When
+# true, each usage-row INSERT (its own transaction) commits without waiting for the WAL
+# flush (`synchronous_commit = off` for that transaction only). Trade-off: a crash of the
+# *database server* can lose the last ~0.6 s of usage rows (never corrupts them). Ignored
+# on SQLite and inside a caller's transaction.
+LLM_USAGE_ASYNC_COMMIT = env.bool("LLM_USAGE_ASYNC_COMMIT", default=False)
+# Usage retention: when set, the task worker deletes raw usage rows older than this many
+# days whose days are rolled up (after the daily rollup task; `manage.py prune_usage` by
+# hand or cron). Off by default: usage rows are kept for ever.
+LLM_USAGE_RETENTION_DAYS = env.int("LLM_USAGE_RETENTION_DAYS", default=0) or None
 
-# --- Logging --------------------------------------------------------------------------
+# --- Logging: one filter redacts provider keys from every record (SPEC §10); every record
+# gets the current request's id ("-" outside a request); LOG_FORMAT=json: one JSON object
+# per line (config.logformat).
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"},
+        "request_id": {"()": "tenants.context.RequestIdLogFilter"},
+    },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "config.logformat.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_secrets", "request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
     },
 }
-# Overall deadline per LLM call, retries included (default: twice LLM_REQUEST_TIMEOUT).
-LLM_REQUEST_DEADLINE = env.float("LLM_REQUEST_DEADLINE", default=0) or None
-# One filter redacts provider keys from every record the console handler writes (SPEC §10).
-LOGGING["filters"] = {"redact_secrets": {"()": "llm_providers.redaction.SecretRedactionFilter"}}
-LOGGING["handlers"]["console"]["filters"] = ["redact_secrets"]
-
-# --- Request ids and structured logs (issue 12) ---------------------------------------
-# Every record gets the current request's id (X-Request-ID, tenants.api.middleware); "-" outside
-# a request. LOG_FORMAT=json: one JSON object per line (config.logformat).
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-if LOG_FORMAT not in ("plain", "json"):
-    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
-LOGGING["filters"]["request_id"] = {"()": "tenants.context.RequestIdLogFilter"}
-LOGGING["handlers"]["console"]["filters"].append("request_id")
-LOGGING["formatters"]["plain"]["format"] = (
-    "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-)
-LOGGING["formatters"]["json"] = {"()": "config.logformat.JsonFormatter"}
-LOGGING["handlers"]["console"]["formatter"] = "json" if LOG_FORMAT == "json" else "plain"
-MIDDLEWARE.insert(0, "tenants.api.middleware.RequestIdMiddleware")
 
 # --- Metrics and tracing (SPEC §15; llm_providers/observability/) ----------------------
 # /metrics: with a token, `Authorization: Bearer <token>` is required; without, loopback
@@ -290,57 +342,19 @@ MIDDLEWARE.insert(1, "llm_providers.observability.middleware.TracingMiddleware")
 # the longest single LLM call (LLM_REQUEST_DEADLINE, by default twice LLM_REQUEST_TIMEOUT).
 BUILD_STALE_AFTER_SECONDS = env.int("BUILD_STALE_AFTER_SECONDS", default=900)
 BUILD_MAX_TOKENS = env.int("BUILD_MAX_TOKENS", default=2000)
-# Builds and build steps both have a `status` with different choices: name the enums.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
-    {
-        "BuildStatusEnum": "build_loop.models.BuildStatus",
-        "BuildStepStatusEnum": "build_loop.models.StepStatus",
-        "BuildStepNameEnum": "build_loop.models.StepName",
-    }
-)
-
-# --- REST API: errors, limits, throttles (issue 4) ------------------------------------
-REST_FRAMEWORK["EXCEPTION_HANDLER"] = "tenants.api.exceptions.api_exception_handler"
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["tenants.api.parsers.JSONParser"]
-# Largest request body the REST API accepts (413 above it).
-API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
-    "tenants.api.middleware.ApiBodyLimitMiddleware",
-)
-# POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
-LLM_TEST_THROTTLE_RATE = env.str("LLM_TEST_THROTTLE_RATE", default="10/min")
-# Page size of paginated lists (clients may ask for up to API_MAX_PAGE_SIZE with page_size).
-API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
-API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=500)
-REST_FRAMEWORK["DEFAULT_PAGINATION_CLASS"] = "tenants.api.pagination.PageNumberPagination"
-REST_FRAMEWORK["PAGE_SIZE"] = API_PAGE_SIZE
-REST_FRAMEWORK["DEFAULT_FILTER_BACKENDS"] = ["django_filters.rest_framework.DjangoFilterBackend"]
-SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"] = True
-# The schema and its page are public: no authentication is even attempted there.
-SPECTACULAR_SETTINGS["SERVE_AUTHENTICATION"] = []
-
-# --- Usage rows: optional asynchronous commit on PostgreSQL (opt-in; bench/README.md) ---
-# When true, each usage-row INSERT (its own transaction) commits without waiting for the
-# WAL flush (`synchronous_commit = off` for that transaction only). Trade-off: a crash of
-# the *database server* can lose the last ~0.6 s of usage rows (never corrupts them).
-# Ignored on SQLite and inside a caller's transaction.
-LLM_USAGE_ASYNC_COMMIT = env.bool("LLM_USAGE_ASYNC_COMMIT", default=False)
-
 # --- Usage rows the database would not take (issue 15.5; llm_providers/usage/spool.py) ---
 # A usage INSERT that fails (locked, unreachable) is retried briefly, then the row is kept
 # here (one fsync'ed JSON line) and written back once the database takes writes again.
-LLM_USAGE_SPOOL_DIR = env.str("LLM_USAGE_SPOOL_DIR", default=str(BASE_DIR / "var" / "usage-spool"))
+# Scoped to the deployment's database like the cache: a spool is replayed into the
+# database its rows belong to, never into another deployment's.
+LLM_USAGE_SPOOL_DIR = env.str(
+    "LLM_USAGE_SPOOL_DIR",
+    default=str(BASE_DIR / "var" / "usage-spool" / deployment_cache_dir(DATABASES["default"]).name),
+)
 
 # --- Streams (issue 15.8) -----------------------------------------------------------------
 # Longest a stream may run, from its first byte; 0: the call's deadline (LLM_REQUEST_DEADLINE).
 LLM_STREAM_MAX_SECONDS = env.float("LLM_STREAM_MAX_SECONDS", default=0)
-
-# --- Usage retention (issue 12) ---------------------------------------------------------
-# When set, the task worker deletes raw usage rows older than this many days whose days
-# are rolled up (after the daily rollup task; `manage.py prune_usage` by hand or cron).
-# Off by default: usage rows are kept for ever.
-LLM_USAGE_RETENTION_DAYS = env.int("LLM_USAGE_RETENTION_DAYS", default=0) or None
 
 # --- Serving (ASGI; scripts/run.sh and config/asgi.py; README "Scaling and deployment") ---
 # Threads per web process that run the sync views (each request leases one for its whole

@@ -11,6 +11,8 @@ DEFAULTS = {
     "LLM_MAX_RETRIES": 2,
     "LLM_VALIDATE_ON_STARTUP": True,
     "LLM_VALIDATION_MODE": "models",
+    # Seconds each config's validation may take (its deadline; one attempt).
+    "LLM_VALIDATION_TIMEOUT": 10.0,
     # No private address until the operator names one (the reference quick start's .env
     # allows loopback for local model servers); link-local and metadata addresses are never
     # allowed whatever this says.
@@ -27,9 +29,10 @@ DEFAULTS = {
     "LLM_LOG_PROMPTS": False,
     "LLM_GATEWAY_CACHE_SECONDS": 5.0,
     "LLM_USAGE_ASYNC_COMMIT": False,
+    # Days of raw usage rows kept (rolled-up days only); None: kept for ever.
+    "LLM_USAGE_RETENTION_DAYS": None,
     # POST /api/llm/test spends real tokens: at most this many per tenant (DRF rate syntax).
     "LLM_TEST_THROTTLE_RATE": "10/min",
-    "LLM_USAGE_RETENTION_DAYS": None,
     # Limits, fallbacks, circuit breakers (SPEC §14; README "Limits, fallbacks and breakers").
     "LLM_LIMITS_BACKEND": "auto",
     "LLM_LIMITS_CACHE_SECONDS": 5.0,
@@ -40,4 +43,8 @@ DEFAULTS = {
     "LLM_BREAKER_FAILURES": 5,
     "LLM_BREAKER_WINDOW": 60.0,
     "LLM_BREAKER_COOLDOWN": 30.0,
+    # A usage row the database would not take is kept here until it does (usage/spool.py).
+    "LLM_USAGE_SPOOL_DIR": "var/usage-spool",
+    # Longest a stream may run from its first byte; 0: the call's deadline.
+    "LLM_STREAM_MAX_SECONDS": 0,
 }

@@ -208,6 +208,10 @@ class UsageLog(models.Model):
         return f"{self.tenant_id} {self.provider}/{self.model} {self.endpoint} #{self.pk}"
 
 
+class UsageDailyRollupQuerySet(TenantScopedQuerySet):
+    pass
+
+
 class UsageDailyRollup(models.Model):
     """Usage of one tenant on one closed UTC day, per provider/model/endpoint/outcome.
 
@@ -243,7 +247,7 @@ class UsageDailyRollup(models.Model):
     latency_sum = models.BigIntegerField()
     latency_max = models.PositiveIntegerField(null=True, blank=True)
 
-    objects = UsageLogQuerySet.as_manager()
+    objects = UsageDailyRollupQuerySet.as_manager()
 
     class Meta:
         db_table = "llm_usage_daily"
@@ -308,6 +312,8 @@ class TenantLLMLimits(models.Model):
     max_concurrent = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = TenantScopedQuerySet.as_manager()
+
     class Meta:
         db_table = "llm_tenant_limits"
         verbose_name = "LLM limits"
@@ -351,6 +357,8 @@ class LimitCounters(models.Model):
     month_cost = models.BigIntegerField(default=0)
     inflight = models.BigIntegerField(default=0)
 
+    objects = TenantScopedQuerySet.as_manager()
+
     class Meta:
         db_table = "llm_limit_counters"
 
@@ -371,6 +379,8 @@ class LimitHold(models.Model):
     month = models.BigIntegerField()
     tokens = models.BigIntegerField()
     cost = models.BigIntegerField()  # 1e-8 USD
+
+    objects = TenantScopedQuerySet.as_manager()
 
     class Meta:
         db_table = "llm_limit_holds"

@@ -7,7 +7,7 @@ def get_tenant_model():
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
-    label = getattr(settings, "SWITCHYARD_TENANT_MODEL", "tenants.Tenant")
+    label = settings.SWITCHYARD_TENANT_MODEL
     try:
         return apps.get_model(label, require_ready=False)
     except ValueError:

@@ -6,10 +6,10 @@ change commit (or roll back) together. The actor, ip and request come from
 is recorded as "[changed]" whatever its values.
 """
 
-from django.db import transaction
+from django.db import models, transaction
 
 from .context import SYSTEM_ACTOR, current
-from .models import AuditEvent, Tenant
+from .models import AuditEvent
 
 CHANGED = "[changed]"
 
@@ -29,7 +29,8 @@ def record(
         raise RuntimeError(f"audit.record({action!r}) must run in the transaction of the change.")
     ctx = current()
     event = AuditEvent(
-        tenant_id=tenant.pk if isinstance(tenant, Tenant) else tenant,
+        # A row of SWITCHYARD_TENANT_MODEL (a host's own model, not only tenants.Tenant).
+        tenant_id=tenant.pk if isinstance(tenant, models.Model) else tenant,
         actor=actor or (ctx.resolved_actor() if ctx else SYSTEM_ACTOR),
         action=action,
         target_type=target_type,

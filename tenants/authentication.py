@@ -40,19 +40,39 @@ class TenantPrincipal:
         return f"tenant:{self.tenant.pk}"
 
 
+def bearer_key(header: str | bytes | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header: the one parser of /api and /v1.
+
+    None when there is no header or it names another scheme (the caller may then try the
+    host's resolver). AuthenticationFailed for a Bearer header without exactly one key,
+    or with a key that is not ASCII (keys never are).
+    """
+    if not header:
+        return None
+    if isinstance(header, str):
+        # As DRF reads it: header strings are ISO-8859-1 (WSGI and ASGI alike).
+        try:
+            header = header.encode("iso-8859-1")
+        except UnicodeEncodeError:
+            raise exceptions.AuthenticationFailed("Invalid API key.") from None
+    parts = header.split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header.")
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise exceptions.AuthenticationFailed("Invalid API key.") from None
+
+
 class TenantAPIKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        key = bearer_key(authentication.get_authorization_header(request))
+        if key is None:
             return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.")
-        try:
-            key = header[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
         api_key = resolve_api_key(key)
         # Changes made by this request are audited as this key's.
         set_actor(f"api_key:{api_key.prefix}")
@@ -101,7 +121,7 @@ def resolve_request_tenant(request):
     Raises AuthenticationFailed for a disabled tenant and PermissionDenied when CSRF
     protection applies and fails.
     """
-    path = getattr(settings, "SWITCHYARD_TENANT_RESOLVER", None)
+    path = settings.SWITCHYARD_TENANT_RESOLVER
     if not path:
         return None
     tenant = _resolver(path)(request)
@@ -116,7 +136,7 @@ def resolve_request_tenant(request):
         )
     if not tenant.is_active:
         raise exceptions.AuthenticationFailed("Tenant is disabled.")
-    if getattr(settings, "SWITCHYARD_TENANT_RESOLVER_CSRF", True):
+    if settings.SWITCHYARD_TENANT_RESOLVER_CSRF:
         _enforce_csrf(request)
     # The audit actor: the host's own user when there is one (DRF replaces request.user
     # with the tenant principal afterwards), else the host's resolver.

@@ -2,7 +2,8 @@
 
 Errors: FIELD_ENCRYPTION_KEY missing or not Fernet keys; an app Switchyard needs missing
 from INSTALLED_APPS; SWITCHYARD_TENANT_MODEL not a model, or one Switchyard cannot use;
-SWITCHYARD_TENANT_RESOLVER not importable. Warnings: things that work but probably not
+SWITCHYARD_TENANT_RESOLVER not importable; a model with a tenant foreign key whose
+default manager does not scope by tenant (E030). Warnings: things that work but probably not
 as the host intends. (The LLM_* settings are checked in llm_providers.)
 """
 
@@ -15,6 +16,7 @@ from django.db import models
 from django.utils.module_loading import import_string
 
 from . import get_tenant_model
+from .models import is_tenant_scoped
 
 TAG = "switchyard"
 
@@ -65,7 +67,12 @@ def check_field_encryption_key(app_configs=None, **kwargs):
     keys = getattr(settings, "FIELD_ENCRYPTION_KEY", None)
     if isinstance(keys, str):
         keys = keys.split(",")
-    keys = [k.strip() for k in keys or [] if isinstance(k, str) and k.strip()]
+    if not isinstance(keys, list | tuple):
+        keys = [keys] if keys else []
+    # Blank entries are skipped (a trailing comma); anything else must parse, so that a
+    # key of the wrong type is named, not silently ignored.
+    keys = [k.strip() if isinstance(k, str | bytes) else k for k in keys]
+    keys = [k for k in keys if k not in ("", b"")]
     hint = (
         "Set FIELD_ENCRYPTION_KEY to one or more Fernet keys (a list, or a comma-separated "
         "string, newest first). Make one with: python -c 'from cryptography.fernet import "
@@ -96,7 +103,7 @@ def check_field_encryption_key(app_configs=None, **kwargs):
 
 @register(TAG)
 def check_tenant_model(app_configs=None, **kwargs):
-    label = getattr(settings, "SWITCHYARD_TENANT_MODEL", "tenants.Tenant")
+    label = settings.SWITCHYARD_TENANT_MODEL
     if not isinstance(label, str):
         return [
             Error(
@@ -150,9 +157,50 @@ def check_tenant_model(app_configs=None, **kwargs):
     return errors
 
 
+# The apps whose models are checked for tenant scoping (a host's own models are its own).
+SCOPED_APPS = ("tenants", "llm_providers", "build_loop")
+
+
+@register(TAG)
+def check_tenant_scoped_managers(app_configs=None, **kwargs):
+    """Every model with a foreign key to the tenant model has a tenant-scoped default
+    manager (like Django's CurrentSiteManager check), so `for_tenant` always exists."""
+    try:
+        tenant_model = get_tenant_model()
+    except ImproperlyConfigured:
+        return []  # check_tenant_model reports it
+    errors = []
+    if app_configs is None:
+        models_ = apps.get_models()
+    else:
+        models_ = [model for config in app_configs for model in config.get_models()]
+    for model in models_:
+        if model._meta.app_label not in SCOPED_APPS or model is tenant_model:
+            continue
+        tenant_fks = [
+            f.name
+            for f in model._meta.concrete_fields
+            if f.is_relation and f.related_model is tenant_model
+        ]
+        if tenant_fks and not is_tenant_scoped(model):
+            errors.append(
+                Error(
+                    f"{model._meta.label} has a foreign key to the tenant model "
+                    f"({', '.join(tenant_fks)}) but its default manager does not scope by "
+                    "tenant.",
+                    hint="Make its default manager's queryset a "
+                    "tenants.models.TenantScopedQuerySet (e.g. `objects = "
+                    "MyQuerySet.as_manager()` with `class MyQuerySet(TenantScopedQuerySet)`).",
+                    obj=model,
+                    id="tenants.E030",
+                )
+            )
+    return errors
+
+
 @register(TAG)
 def check_tenant_resolver(app_configs=None, **kwargs):
-    path = getattr(settings, "SWITCHYARD_TENANT_RESOLVER", None)
+    path = settings.SWITCHYARD_TENANT_RESOLVER
     if not path:
         return []
     try:

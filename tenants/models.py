@@ -43,7 +43,12 @@ class TenantScopedQuerySet(models.QuerySet):
         return self.filter(tenant_id=tenant_id)
 
 
-class TenantAPIKeyManager(BaseAPIKeyManager):
+def is_tenant_scoped(model) -> bool:
+    """Whether `model`'s default manager narrows rows to a tenant (`for_tenant`)."""
+    return isinstance(model._default_manager.all(), TenantScopedQuerySet)
+
+
+class TenantAPIKeyManager(BaseAPIKeyManager.from_queryset(TenantScopedQuerySet)):
     def get_usable_keys(self):
         return super().get_usable_keys().select_related("tenant")
 

@@ -10,6 +10,14 @@ from collections.abc import Mapping
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from tenants.api.serializers import (  # noqa: F401  (re-exported: the strict fields)
+    StrictBooleanField,
+    StrictCharField,
+    StrictInputSerializer,
+    StrictIntegerField,
+    StrictUUIDField,
+)
+
 from ..models import KeyStatus, Provider, ProviderConfig, UsageLog
 from ..usage.selectors import STATS_GROUPS
 
@@ -69,42 +77,6 @@ def _has_nul(value) -> bool:
     return False
 
 
-class StrictCharField(serializers.CharField):
-    """A CharField that takes JSON strings only (DRF's also turns numbers into strings)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """JSON true/false only, not "yes" or 1."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer only (DRF's also takes "3", 3.0 and true)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictUUIDField(serializers.UUIDField):
-    """A UUID given as a JSON string (DRF's also turns integers into UUIDs)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid", value=data)
-        return super().to_internal_value(data)
-
-
 class MetadataField(serializers.JSONField):
     default_error_messages = {
         "not_object": "metadata must be a JSON object.",
@@ -120,15 +92,6 @@ class MetadataField(serializers.JSONField):
             self.fail("too_deep", max_depth=self.MAX_DEPTH)
         if _has_nul(data):
             self.fail("nul")
-        return super().to_internal_value(data)
-
-
-class StrictInputSerializer(serializers.Serializer):
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
 
 

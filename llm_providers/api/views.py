@@ -4,13 +4,13 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from tenants.api.schema import error_responses
-from tenants.scoping import TenantScopedViewMixin
+from tenants.api.views import TenantAPIView, TenantViewSet
 
 from ..configs.services import UNSET, llm_provider_service
 from ..configs.testing import DEFAULT_TEST_PROMPT, provider_config_test
@@ -45,7 +45,7 @@ USAGE_TAG = ["Usage"]
     request=ProviderConfigCreateSerializer,
     responses={201: ProviderConfigSerializer, **error_responses(400, 413, 415)},
 )
-class ProviderConfigureView(TenantScopedViewMixin, generics.GenericAPIView):
+class ProviderConfigureView(TenantAPIView):
     queryset = ProviderConfig.objects.all()
     serializer_class = ProviderConfigCreateSerializer
 
@@ -73,7 +73,7 @@ class ProviderConfigureView(TenantScopedViewMixin, generics.GenericAPIView):
     "validation outcome.",
     responses={200: ProviderStatusSerializer, **error_responses()},
 )
-class ProviderStatusView(TenantScopedViewMixin, generics.GenericAPIView):
+class ProviderStatusView(TenantAPIView):
     queryset = ProviderConfig.objects.all()
     serializer_class = ProviderStatusSerializer
 
@@ -84,11 +84,10 @@ class ProviderStatusView(TenantScopedViewMixin, generics.GenericAPIView):
 
 
 class ProviderConfigViewSet(
-    TenantScopedViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    TenantViewSet,
 ):
     """The tenant's configs; another tenant's ids are simply not found."""
 
@@ -168,7 +167,7 @@ class ProviderConfigViewSet(
     request=ConnectionTestSerializer,
     responses={200: ConnectionTestResultSerializer, **error_responses(400, 404, 413, 415, 429)},
 )
-class ConnectionTestView(TenantScopedViewMixin, generics.GenericAPIView):
+class ConnectionTestView(TenantAPIView):
     queryset = ProviderConfig.objects.all()
     serializer_class = ConnectionTestSerializer
     throttle_classes = [LLMTestThrottle]
@@ -221,7 +220,7 @@ USAGE_STATS_FILTERS = ("provider", "model", "endpoint", "success", "error_type",
     ],
     responses={200: UsageStatsSerializer, **error_responses(400)},
 )
-class UsageStatsView(TenantScopedViewMixin, generics.GenericAPIView):
+class UsageStatsView(TenantAPIView):
     queryset = UsageLog.objects.all()
     filterset_class = UsageLogFilterSet
     serializer_class = UsageStatsSerializer
@@ -262,7 +261,10 @@ class UsageStatsView(TenantScopedViewMixin, generics.GenericAPIView):
     parameters=USAGE_FILTER_PARAMETERS,
     responses={200: UsageLogSerializer(many=True), **error_responses(400, 404)},
 )
-class UsageLogListView(TenantScopedViewMixin, generics.ListAPIView):
+class UsageLogListView(mixins.ListModelMixin, TenantAPIView):
     queryset = UsageLog.objects.order_by("-created_at", "-id")
     serializer_class = UsageLogSerializer
     filterset_class = UsageLogFilterSet
+
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)

@@ -9,6 +9,13 @@ from .options import CallOptions
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
+def check_prompt(prompt, system) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string.")
+    if system is not None and not isinstance(system, str):
+        raise ValueError("system must be a string.")
+
+
 def check_max_tokens(max_tokens, *, required: bool) -> None:
     if max_tokens is None and not required:
         return

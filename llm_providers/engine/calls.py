@@ -241,7 +241,7 @@ def chat_request(
 ) -> HttpRequestSpec:
     """The chat (or streaming chat) request of a call whose resolution is usable."""
     resolved = call.resolved
-    adapter = resolved.adapter
+    adapter = resolved.require_adapter()
     build = adapter.build_stream_request if stream else adapter.build_chat_request
     return build(
         base_url=resolved.base_url,
@@ -257,12 +257,12 @@ def chat_request(
 
 def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
     """The result (and usage row) of a non-streaming chat from the transport's outcome."""
-    adapter = call.resolved.adapter
+    adapter = call.resolved.require_adapter()
     call.outcome(outcome)
     if not outcome.ok:
         return call.finish(error=outcome.error)
     try:
-        reply = adapter.parse_chat_response(parse_json(outcome.body), outcome.headers)
+        reply = adapter.parse_chat_response(parse_json(outcome.body or b""), outcome.headers)
     except BadResponse as exc:
         return call.finish(
             error=ProviderError(
@@ -282,7 +282,7 @@ def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
 
 
 def models_request(resolved: ResolvedConfig) -> HttpRequestSpec:
-    adapter = resolved.adapter
+    adapter = resolved.require_adapter()
     return adapter.build_models_request(
         base_url=resolved.base_url,
         api_key=resolved.api_key,
@@ -306,12 +306,12 @@ def finish_models(
     if outcome is None:
         result.error = resolved.error
     else:
-        adapter = resolved.adapter
+        adapter = resolved.require_adapter()
         result.attempts = outcome.attempts
         result.status_code = outcome.status_code
         if outcome.ok:
             try:
-                result.models = adapter.parse_models_response(parse_json(outcome.body))
+                result.models = adapter.parse_models_response(parse_json(outcome.body or b""))
                 result.success = True
             except BadResponse as exc:
                 result.error = ProviderError(

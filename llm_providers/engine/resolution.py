@@ -53,6 +53,12 @@ class ResolvedConfig:
     def usable(self) -> bool:
         return self.error is None
 
+    def require_adapter(self) -> ProviderAdapter:
+        """The adapter of a resolved provider (every usable config has one)."""
+        if self.adapter is None:
+            raise RuntimeError(f"No adapter for provider {self.provider!r}: {self.error}")
+        return self.adapter
+
     def describe(self) -> dict:
         """Availability for status pages: source, provider, model, config id, the reason."""
         return {
@@ -90,7 +96,8 @@ def requires_base_url(provider: str) -> bool:
 def base_url_for(adapter: ProviderAdapter, configured: str | None) -> str:
     """The configured base URL, else the provider's environment setting, else its default."""
     setting = adapter.base_url_setting
-    env_value = getattr(settings, setting, "") if setting else ""
+    # A preset's own setting (GEMINI_BASE_URL…) may be absent: unset means "use the default".
+    env_value = getattr(settings, setting, "") if setting else ""  # checks.py: E006
     return (configured or env_value or adapter.default_base_url or "").rstrip("/")
 
 
@@ -255,7 +262,7 @@ def active_config(tenant_id: str) -> ProviderConfig | None:
             value = convert(value, expression, connection)
         values[position] = value
     config = ProviderConfig.from_db(alias, _CONFIG_ATTNAMES, values[:-1])
-    config.tenant_is_active = bool(values[-1])
+    config.tenant_is_active = bool(values[-1])  # type: ignore[attr-defined]  # not a field
     return config
 
 

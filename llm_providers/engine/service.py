@@ -40,7 +40,13 @@ from ..redaction import register_secret
 from ..transport import asend as atransport
 from ..transport import send as transport
 from .aio import run_db
-from .arguments import check_common, check_max_tokens, check_messages, check_options
+from .arguments import (
+    check_common,
+    check_max_tokens,
+    check_messages,
+    check_options,
+    check_prompt,
+)
 from .calls import (
     CallRecord,
     call_limits,
@@ -114,10 +120,6 @@ class LLMService:
         if self._resolved is None:
             self._resolved = self._load_config()
         return self._resolved
-
-    def refresh(self) -> None:
-        """Forget the looked-up configuration (after the tenant's config changed)."""
-        self._resolved = None
 
     def _load_config(self) -> ResolvedConfig:
         return resolve(self.tenant_id, self._forced_config)
@@ -572,10 +574,7 @@ def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallbac
 
 
 def _prompt_messages(prompt, system, max_tokens) -> list[dict]:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise ValueError("prompt must be a non-empty string.")
-    if system is not None and not isinstance(system, str):
-        raise ValueError("system must be a string.")
+    check_prompt(prompt, system)
     check_max_tokens(max_tokens, required=True)
     messages: list[dict] = []
     if system:
@@ -615,7 +614,7 @@ def _transport_args(resolved: ResolvedConfig, options: CallOptions | None) -> di
     register_secret(resolved.api_key)
     limits = call_limits(resolved, options)
     return {
-        "map_error": resolved.adapter.map_error,
+        "map_error": resolved.require_adapter().map_error,
         "check": resolved.check_address,
         "max_retries": limits.max_retries,
         "read_timeout": limits.read_timeout,

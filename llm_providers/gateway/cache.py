@@ -58,7 +58,7 @@ _configs = TTLCache()
 
 
 def ttl() -> float:
-    return float(getattr(settings, "LLM_GATEWAY_CACHE_SECONDS", 5.0))
+    return float(settings.LLM_GATEWAY_CACHE_SECONDS)
 
 
 def authenticate_key(key: str) -> TenantAPIKey:

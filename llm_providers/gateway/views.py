@@ -32,7 +32,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
-from tenants.authentication import resolve_request_tenant
+from tenants.authentication import bearer_key, resolve_request_tenant
 
 from .. import limits, observability
 from ..engine.aio import run_db
@@ -52,9 +52,11 @@ def authenticate(request):
     otherwise the host project's SWITCHYARD_TENANT_RESOLVER, when one is set
     (tenants/authentication.py).
     """
-    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer":
+    try:
+        key = bearer_key(request.META.get("HTTP_AUTHORIZATION"))
+    except AuthenticationFailed as exc:
+        return None, _unauthorized(str(exc.detail))
+    if key is None:
         try:
             tenant = resolve_request_tenant(request)
         except AuthenticationFailed as exc:
@@ -67,7 +69,6 @@ def authenticate(request):
             return None, _database_unavailable(exc)
         if tenant is not None:
             return tenant.pk, None
-    if scheme.lower() != "bearer" or not key:
         return None, _unauthorized(
             "No API key provided: send `Authorization: Bearer <tenant API key>`."
         )

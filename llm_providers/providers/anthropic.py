@@ -82,8 +82,7 @@ class AnthropicAdapter(ProviderAdapter):
         return merged_headers(extra, own, self.auth_header_names)
 
     def metadata_headers(self, metadata):
-        headers = (metadata or {}).get("headers") or {}
-        headers = {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+        headers = super().metadata_headers(metadata)
         beta = (metadata or {}).get("anthropic_beta")
         if beta:
             headers["anthropic-beta"] = beta if isinstance(beta, str) else ",".join(map(str, beta))

@@ -153,6 +153,8 @@ class StreamState:
     model: str | None = None
     finish_reason: str | None = None
     provider_finish_reason: str | None = None
+    # An adapter's own memory across events (Anthropic: which content block is which
+    # tool call, so that parallel calls keep one stable index each).
     extra: dict = field(default_factory=dict)
 
 
@@ -312,6 +314,9 @@ class ProviderAdapter:
     key_setting: str | None = None  # the environment fallback's key, e.g. "OPENAI_API_KEY"
     requires_api_key: bool = True
     auth_header_names: tuple[str, ...] = ()  # the headers that carry the key (never a config's)
+    # Whether the model list names every model the provider serves (validation checks the
+    # default model against it); a local server may answer to any name.
+    lists_every_model: bool = True
     # Used when the caller gives no max_tokens and the provider requires one.
     default_max_tokens: int | None = None
     # What the provider accepts beyond text chat (checked before a request is built).
@@ -418,6 +423,11 @@ class ProviderAdapter:
         json_body: bool = True,
     ) -> dict[str, str]:
         raise NotImplementedError
+
+    def metadata_headers(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+        """Headers a config asks for in `metadata["headers"]` (subclasses add their own)."""
+        headers = (metadata or {}).get("headers") or {}
+        return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
     def request_id(self, headers: Mapping[str, str] | None) -> str | None:
         if not headers:

@@ -14,3 +14,5 @@ class LocalAdapter(OpenAICompatibleAdapter):
     base_url_setting = None
     key_setting = None
     requires_api_key = False
+    # llama-server answers to any model name, whatever its list says.
+    lists_every_model = False

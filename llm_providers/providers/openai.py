@@ -1,7 +1,6 @@
 """OpenAI's chat completions API, and the OpenAI-compatible base Groq and local servers share."""
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ErrorType, ProviderError
@@ -50,11 +49,6 @@ class OpenAICompatibleAdapter(ProviderAdapter):
         if api_key:
             own[self.auth_header] = f"{self.auth_prefix}{api_key}"
         return merged_headers(extra, own, self.auth_header_names)
-
-    def metadata_headers(self, metadata: Mapping[str, Any] | None) -> dict[str, str]:
-        """Headers a config asks for in `metadata["headers"]`."""
-        headers = (metadata or {}).get("headers") or {}
-        return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
     def build_chat_request(
         self,

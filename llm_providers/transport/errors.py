@@ -81,7 +81,7 @@ def _refusal(exc: BaseException) -> UnsafeBaseURL | None:
 
 def _caused_by(exc: BaseException, kinds) -> bool:
     seen = set()
-    stack = [exc]
+    stack: list[BaseException | None] = [exc]
     while stack:
         current = stack.pop()
         if current is None or id(current) in seen:

@@ -6,6 +6,7 @@ and guarded by tests/llm_providers/test_http.py.
 """
 
 import json
+from typing import cast
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -42,15 +43,17 @@ def prepare(session: requests.Session, spec: HttpRequestSpec, headers) -> reques
     and no per-request environment; the URL's preparation depends on the URL alone, so
     it is done once per URL, and the headers are still validated on every call.
     """
-    url = _prepared_urls.get(spec.url, _UNPREPARED)
-    if url is _UNPREPARED:
+    try:
+        url = _prepared_urls[spec.url]
+    except KeyError:
         url = _prepared_urls[spec.url] = _prepare_url(spec.url)
     if url is None:
         return prepare_fully(session, spec, headers)
     prepared = requests.PreparedRequest()
     prepared.method = spec.method.upper()
     prepared.url = url
-    merged = CaseInsensitiveDict(session.headers)
+    # Our sessions' headers are str (requests allows bytes too).
+    merged = cast("CaseInsensitiveDict[str]", CaseInsensitiveDict(session.headers))
     merged.update(headers)
     for header in merged.items():
         check_header_validity(header)
@@ -69,9 +72,6 @@ def prepare(session: requests.Session, spec: HttpRequestSpec, headers) -> reques
     prepared.body = body
     prepared.hooks = {"response": []}
     return prepared
-
-
-_UNPREPARED = object()
 
 
 def _prepare_url(url: str) -> str | None:

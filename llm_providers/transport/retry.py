@@ -20,7 +20,7 @@ RETRIED = frozenset({408, 409, 429, 498})
 
 
 def default_deadline(read_timeout: float) -> float:
-    return float(getattr(settings, "LLM_REQUEST_DEADLINE", None) or 2 * read_timeout)
+    return float(settings.LLM_REQUEST_DEADLINE or 2 * read_timeout)
 
 
 def is_retryable(status: int, error: ProviderError, headers: Mapping[str, str]) -> bool:

@@ -11,13 +11,14 @@ import os
 import socket
 import threading
 from http.cookiejar import CookiePolicy
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import connection as urllib3_connection
 
 from ..configs.urlsafety import UnsafeBaseURL, check_address
@@ -46,7 +47,14 @@ class RefusedAddress(UnsafeBaseURL):
     """The host resolves to an address the base-URL policy refuses; nothing was sent."""
 
 
-class _CheckedConnectionMixin:
+# The mixin goes before a urllib3 connection class; the type checker needs to know which.
+if TYPE_CHECKING:
+    _ConnectionBase = urllib3.connection.HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _CheckedConnectionMixin(_ConnectionBase):
     """Resolve, check every address, then connect to a checked one (issue 15.14).
 
     Checking the peer after connecting would leak whether a refused address has an open
@@ -119,14 +127,14 @@ class PooledAdapter(HTTPAdapter):
     """
 
     def __init__(self, *args, **kwargs):
-        self._pools: dict[str, HTTPConnectionPool] = {}
+        self._pools: dict[str, ConnectionPool] = {}
         super().__init__(*args, **kwargs)
 
     def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
         if proxies or cert is not None or verify is not True:
             return super().get_connection_with_tls_context(request, verify, proxies, cert)
         pool = self._pools.get(request.url)
-        if pool is None or pool.pool is None:  # a closed pool has no queue any more
+        if pool is None or getattr(pool, "pool", None) is None:  # closed: no queue any more
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
             if len(self._pools) >= 64:
                 self._pools.clear()
@@ -135,7 +143,7 @@ class PooledAdapter(HTTPAdapter):
 
     def build_response(self, req, resp):
         response = requests.Response()
-        response.status_code = getattr(resp, "status", None)
+        response.status_code = resp.status
         response.headers = CaseInsensitiveDict(getattr(resp, "headers", {}))
         response.encoding = requests.utils.get_encoding_from_headers(response.headers)
         response.raw = resp

@@ -13,10 +13,11 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, DateField, Max, Min, Q, Sum, Value
+from django.db.models import DateField, Min, Value
 from django.utils import timezone
 
 from ..models import UsageDailyRollup, UsageLog, UsageRollupState
+from . import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ ROLLUP_GRACE = timedelta(minutes=10)
 
 # The rollup's key columns, named alike in llm_usage_logs and llm_usage_daily.
 KEY_FIELDS = ("provider", "model", "endpoint", "success", "error_type")
+DAY_ALIAS = "r_day"
 
 
 def day_start(day: date) -> datetime:
@@ -47,27 +49,19 @@ def rollup_state() -> UsageRollupState | None:
 
 
 def _day_select(day: date):
-    """One day's usage rows grouped by the rollup key, as the rollup table's columns."""
-    aggregates = {
-        # Aliases differ from UsageLog's field names (the ORM refuses collisions); the
-        # INSERT names the target columns explicitly.
-        "r_day": Value(day, output_field=DateField()),
-        "r_requests": Count("success"),
-        "r_tokens": Sum("tokens_used"),
-        "r_prompt_tokens": Sum("prompt_tokens"),
-        "r_completion_tokens": Sum("completion_tokens"),
-        "r_cost_usd": Sum("cost_usd"),
-        "r_unpriced_requests": Count("success", filter=Q(cost_usd__isnull=True)),
-        "r_latency_sum": Sum("latency_ms"),
-        "r_latency_max": Max("latency_ms"),
-    }
+    """One day's usage rows grouped by the rollup key, as the rollup table's columns.
+
+    The aggregates are usage/metrics.py's, those the rollup stores (not `successes`:
+    `success` is part of the key).
+    """
+    aggregates = {alias: raw for alias, (_column, raw) in metrics.stored_aggregates().items()}
     return (
         UsageLog.objects.filter(
             created_at__gte=day_start(day), created_at__lt=day_start(day + timedelta(days=1))
         )
         .order_by()
         .values("tenant_id", *KEY_FIELDS)
-        .annotate(**aggregates)
+        .annotate(**{DAY_ALIAS: Value(day, output_field=DateField())}, **aggregates)
     )
 
 
@@ -76,12 +70,11 @@ def _insert_day(day: date) -> int:
     select = _day_select(day)
     query = select.query
     names = [*query.values_select, *query.annotation_select]
-    columns = [
-        UsageDailyRollup._meta.get_field(name.removeprefix("r_")).column
-        if name != "tenant_id"
-        else "tenant_id"
-        for name in names
-    ]
+    # Aliases differ from the models' field names (the ORM refuses collisions); the
+    # INSERT names the target columns explicitly.
+    stored = {alias: column for alias, (column, _raw) in metrics.stored_aggregates().items()}
+    fields = {"tenant_id": "tenant", DAY_ALIAS: "day", **stored}
+    columns = [UsageDailyRollup._meta.get_field(fields.get(name, name)).column for name in names]
     sql, params = query.sql_with_params()
     qn = connection.ops.quote_name
     insert = (

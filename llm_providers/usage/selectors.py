@@ -1,18 +1,21 @@
-"""Reads for the REST API: provider status and usage statistics, computed in the database."""
+"""Reads: provider status and usage statistics, computed in the database.
+
+Every metric is defined once, in usage/metrics.py.
+"""
 
 import logging
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from itertools import groupby
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Max, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import F, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest, TruncDate
 from django.utils import timezone
 
 from ..engine.resolution import resolve
 from ..models import ProviderConfig, UsageDailyRollup, UsageLog, UsageRollupState
+from . import metrics
 from .rollup import day_start, rollable_until, utc_today
 
 logger = logging.getLogger(__name__)
@@ -41,10 +44,6 @@ class UTCDate(TruncDate):
     def as_sqlite(self, compiler, connection, **extra_context):
         sql, params = compiler.compile(self.lhs)
         return f"date({sql})", params
-
-
-def usage_logs_for_tenant(tenant) -> QuerySet[UsageLog]:
-    return UsageLog.objects.for_tenant(tenant)
 
 
 def provider_status_for_tenant(tenant) -> dict:
@@ -96,158 +95,147 @@ def _last_test(config: ProviderConfig | None) -> dict | None:
     }
 
 
-# Aggregates get a prefix so that their aliases cannot collide with the model's fields.
-AGG = "agg_"
-SUMMED = (
-    "requests",
-    "successes",
-    "tokens",
-    "prompt_tokens",
-    "completion_tokens",
-    "unpriced_requests",
-    "latency_sum",
-)
-
-
-def _metrics() -> dict:
-    # COUNT over a NOT NULL column rather than the id, and only columns of the
-    # llm_usage_tenant_stats index, so PostgreSQL answers with an index-only scan.
-    # Additive metrics only (a latency sum, not an average): totals can then be folded
-    # from the groups instead of scanning the window a second time.
-    metrics = {
-        "requests": Count("success"),
-        "successes": Count("success", filter=Q(success=True)),
-        "tokens": Coalesce(Sum("tokens_used"), 0),
-        "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
-        "completion_tokens": Coalesce(Sum("completion_tokens"), 0),
-        "cost_usd": Sum("cost_usd"),
-        "unpriced_requests": Count("success", filter=Q(cost_usd__isnull=True)),
-        "latency_sum": Coalesce(Sum("latency_ms"), 0),
-        "max_latency_ms": Max("latency_ms"),
-    }
-    return {AGG + name: expression for name, expression in metrics.items()}
-
-
-def _unprefixed(row: dict) -> dict:
-    return {k.removeprefix(AGG): v for k, v in row.items()}
-
-
-def _fold(rows: list[dict]) -> dict:
-    """The totals of several groups' additive metrics (a handful of groups, not rows)."""
-    totals = {name: sum(row[name] for row in rows) for name in SUMMED}
-    costs = [row["cost_usd"] for row in rows if row["cost_usd"] is not None]
-    totals["cost_usd"] = sum(costs, Decimal(0)) if costs else None
-    maxima = [row["max_latency_ms"] for row in rows if row["max_latency_ms"] is not None]
-    totals["max_latency_ms"] = max(maxima) if maxima else None
-    return totals
-
-
-def _finish(row: dict) -> dict:
-    row = dict(row)
-    row["failures"] = row["requests"] - row["successes"]
-    latency_sum = row.pop("latency_sum")
-    row["avg_latency_ms"] = round(latency_sum / row["requests"], 1) if row["requests"] else None
-    return row
-
-
-def usage_stats(queryset: QuerySet[UsageLog], *, group_by: str | None = None) -> dict:
-    """Totals of `queryset` and, with `group_by`, one row per provider/model/day/endpoint.
-
-    One aggregate query in the database either way; no usage row reaches Python.
-    """
-    queryset = queryset.order_by()
-    if group_by is None:
-        return {"totals": _finish(_unprefixed(queryset.aggregate(**_metrics()))), "groups": None}
-    if group_by not in STATS_GROUPS:
-        raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
-    if group_by == "day":
-        grouped = queryset.annotate(key=UTCDate("created_at")).values("key")
-    else:
-        grouped = queryset.values(key=F(group_by))
-    rows = [_unprefixed(row) for row in grouped.annotate(**_metrics()).order_by("key")]
-    return {"totals": _finish(_fold(rows)), "groups": [_finish(row) for row in rows]}
-
-
 def default_window_start(end: datetime) -> datetime:
     """The start of the default window ending at `end`, never before the first date."""
     earliest = datetime.min.replace(tzinfo=UTC)
     return end - DEFAULT_STATS_WINDOW if end - earliest > DEFAULT_STATS_WINDOW else earliest
 
 
-def usage_stats_in_window(
-    queryset: QuerySet[UsageLog],
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    group_by: str | None = None,
-) -> dict:
-    """`usage_stats` over [start, end), by default the 30 days up to now, with the window."""
-    end = end or timezone.now()
-    start = start or default_window_start(end)
-    if start >= end:
-        raise InvalidWindow("from must be earlier than to.")
-    queryset = queryset.filter(created_at__gte=start, created_at__lt=end)
-    return {
-        "from": start,
-        "to": end,
-        "group_by": group_by,
-        **usage_stats(queryset, group_by=group_by),
-    }
-
-
-def usage_stats_for_tenant(
-    tenant, *, start: datetime, end: datetime, group_by: str | None = None
-) -> dict:
-    """Stats of `tenant` over [start, end): what the endpoint runs without extra filters."""
-    return usage_stats_in_window(
-        usage_logs_for_tenant(tenant), start=start, end=end, group_by=group_by
-    )
-
-
-# -- stats through the daily rollup ------------------------------------------------------
+# -- stats: whole closed days from the daily rollup, the rest from the usage rows --------
 # Filters the rollup can answer (its key columns); any other one reads the usage rows.
 ROLLUP_FILTERS = ("provider", "model", "endpoint", "success", "error_type")
 ROLLUP_ENQUEUED_KEY = "llm_usage_rollup_enqueued:{day}"
+# Grouping keys get a prefix too, like the aggregates (metrics.AGG).
+KEY = "key_"
 
 
-def _rollup_metrics() -> dict:
-    """`_metrics()` over llm_usage_daily rows: same names, same order, same meaning."""
-    metrics = {
-        "requests": Coalesce(Sum("requests"), 0),
-        "successes": Coalesce(Sum("requests", filter=Q(success=True)), 0),
-        "tokens": Coalesce(Sum("tokens"), 0),
-        "prompt_tokens": Coalesce(Sum("prompt_tokens"), 0),
-        "completion_tokens": Coalesce(Sum("completion_tokens"), 0),
-        "cost_usd": Sum("cost_usd"),
-        "unpriced_requests": Coalesce(Sum("unpriced_requests"), 0),
-        "latency_sum": Coalesce(Sum("latency_sum"), 0),
-        "max_latency_ms": Max("latency_max"),
-    }
-    return {AGG + name: expression for name, expression in metrics.items()}
+def _key_expressions(group_by: tuple[str, ...], day) -> dict:
+    """alias → expression of each grouping key (the day is `day`: a column or UTCDate)."""
+    return {KEY + name: (day if name == "day" else F(name)) for name in group_by}
 
 
-def _grouped(queryset: QuerySet, group_by: str | None, day_key, metrics: dict) -> QuerySet:
+def _grouped(queryset: QuerySet, group_by: tuple[str, ...], day, aggregates: dict) -> QuerySet:
     queryset = queryset.order_by()
-    if group_by is None:
+    if not group_by:
         # A constant is not grouped by: one row of totals (zeros on no rows), and the
         # same columns as the grouped branches so that they can be combined.
-        grouped = queryset.values(key=Value(0))
-    elif group_by == "day":
-        grouped = queryset.values(key=day_key)
+        grouped = queryset.values(**{KEY: Value(0)})
     else:
-        grouped = queryset.values(key=F(group_by))
-    return grouped.annotate(**metrics)
+        grouped = queryset.values(**_key_expressions(group_by, day))
+    return grouped.annotate(**aggregates)
 
 
-def _merge(rows: list[dict]) -> dict:
-    """One group's partial rows (rollup days, edge days) as one row of `_metrics()`."""
-    merged = _fold(rows)
-    # UNION ALL may widen the column types (a bigint sum next to a numeric one).
-    for name in SUMMED:
-        merged[name] = int(merged[name])
-    if merged["max_latency_ms"] is not None:
-        merged["max_latency_ms"] = int(merged["max_latency_ms"])
-    return merged
+def _groups(group_by: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    names = (group_by,) if isinstance(group_by, str) else tuple(group_by or ())
+    unknown = [name for name in names if name not in STATS_GROUPS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"group_by must be distinct names of {', '.join(STATS_GROUPS)}")
+    return names
+
+
+def usage_stats(
+    *,
+    tenant=None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    group_by: str | tuple[str, ...] | None = None,
+    filters: dict | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Usage totals over [start, end) and, with `group_by`, one row per key.
+
+    `tenant` None: every tenant (the admin's dashboard). `group_by`: one name or several
+    of STATS_GROUPS, e.g. ("day", "provider"); each group is a dict with those names and
+    the metrics (usage/metrics.py). Days are UTC days.
+
+    [start, end) is split in three: the whole closed UTC days that are rolled up (read
+    from llm_usage_daily), and before and after them the partial days, the open day and
+    closed days not rolled up yet (read from llm_usage_logs). The watermark is read
+    inside the same statement, so the parts are one UNION ALL of grouped aggregates,
+    ordered by key in the database; Python only adds up each key's few partial rows.
+    """
+    names = _groups(group_by)
+    now = now or timezone.now()
+    end = end or now
+    start = start or default_window_start(end)
+    if start >= end:
+        raise InvalidWindow("from must be earlier than to.")
+    filters = {name: value for name, value in (filters or {}).items() if value is not None}
+    raw = UsageLog.objects.all() if tenant is None else UsageLog.objects.for_tenant(tenant)
+    raw = raw.filter(**filters)
+
+    # Whole UTC days inside the window that are over: the only ones a rollup can hold.
+    first_day = utc_today(start)
+    if start > day_start(first_day):  # (no arithmetic before the day: from=0001-01-01)
+        first_day += timedelta(days=1)
+    last_day = min(utc_today(end), utc_today(now))  # exclusive
+    if first_day >= last_day or not set(filters) <= set(ROLLUP_FILTERS):
+        window = raw.filter(created_at__gte=start, created_at__lt=end)
+        parts = [_grouped(window, names, UTCDate("created_at"), metrics.raw_aggregates())]
+    else:
+        _enqueue_rollup_once_a_day(now)
+        # Rollup rows exist only for days before the watermark (usage_rollup_days refuses
+        # later ones), so constant bounds suffice here.
+        rollups = UsageDailyRollup.objects.all()
+        if tenant is not None:
+            rollups = rollups.for_tenant(tenant)
+        rollups = rollups.filter(day__gte=first_day, day__lt=last_day, **filters)
+        parts = _rollup_parts(raw, rollups, names, (start, end), (first_day, last_day))
+    combined = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
+    keys = [KEY + name for name in names] or [KEY]
+    rows = [metrics.unprefixed(row) for row in combined.order_by(*keys)]
+    if not names:
+        return {"totals": metrics.finish(metrics.merge(rows)), "groups": None}
+    groups = []
+    for key, partials in groupby(rows, key=lambda row: tuple(row[KEY + n] for n in names)):
+        groups.append({**dict(zip(names, key, strict=True)), **metrics.merge(list(partials))})
+    totals = metrics.finish(metrics.fold(groups))
+    return {"totals": totals, "groups": [metrics.finish(group) for group in groups]}
+
+
+def _rollup_parts(raw, rollups, names, window, days) -> list[QuerySet]:
+    """The grouped aggregates of the window [start, end) whose whole days [first, last)
+    are closed: rolled-up days from `rollups`, everything else from the usage rows."""
+    (start, end), (first_day, last_day) = window, days
+    lo, hi = day_start(first_day), day_start(last_day)
+    watermark = UsageRollupState.objects.filter(pk=UsageRollupState.SINGLETON)
+    rolled_until_at = Subquery(watermark.values("rolled_until_at")[:1])
+    day_of_row = UTCDate("created_at")
+    raw_aggregates = metrics.raw_aggregates()
+    parts = [
+        # Whole days in the window before the watermark: the rollup.
+        _grouped(rollups, names, F("day"), metrics.rollup_aggregates()),
+        # Whole days from the watermark on (none rolled up yet): the usage rows. One lower
+        # bound (not two), so that it is the bound of the index range scan.
+        _grouped(
+            raw.filter(
+                created_at__gte=Greatest(Value(lo), Coalesce(rolled_until_at, Value(lo))),
+                created_at__lt=hi,
+            ),
+            names,
+            day_of_row,
+            raw_aggregates,
+        ),
+    ]
+    if start < lo:  # the partial first day
+        parts.append(
+            _grouped(
+                raw.filter(created_at__gte=start, created_at__lt=lo),
+                names,
+                day_of_row,
+                raw_aggregates,
+            )
+        )
+    if hi < end:  # the partial last day, or today
+        parts.append(
+            _grouped(
+                raw.filter(created_at__gte=hi, created_at__lt=end),
+                names,
+                day_of_row,
+                raw_aggregates,
+            )
+        )
+    return parts
 
 
 def usage_stats_for_window(
@@ -259,92 +247,32 @@ def usage_stats_for_window(
     filters: dict | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """What GET /api/llm/usage/stats answers; the same result as `usage_stats_in_window`.
-
-    [start, end) is split in three: the whole closed UTC days that are rolled up (read
-    from llm_usage_daily), and before and after them the partial days, the open day and
-    closed days not rolled up yet (read from llm_usage_logs). The watermark is read
-    inside the same statement, so the parts are one UNION ALL of grouped aggregates,
-    ordered by key in the database; Python only adds up each key's few partial rows.
-    """
+    """What GET /api/llm/usage/stats answers: `usage_stats` of one tenant, with the
+    window, and each group's key as `key`."""
     if group_by is not None and group_by not in STATS_GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(STATS_GROUPS)}")
     now = now or timezone.now()
     end = end or now
     start = start or default_window_start(end)
-    if start >= end:
-        raise InvalidWindow("from must be earlier than to.")
-    filters = {name: value for name, value in (filters or {}).items() if value is not None}
-    raw = usage_logs_for_tenant(tenant).filter(**filters)
-    window = {"from": start, "to": end, "group_by": group_by}
+    stats = usage_stats(
+        tenant=tenant, start=start, end=end, group_by=group_by, filters=filters, now=now
+    )
+    if group_by is not None:
+        stats["groups"] = [{"key": group.pop(group_by), **group} for group in stats["groups"]]
+    return {"from": start, "to": end, "group_by": group_by, **stats}
 
-    # Whole UTC days inside the window that are over: the only ones a rollup can hold.
-    first_day = utc_today(start)
-    if start > day_start(first_day):  # (no arithmetic before the day: from=0001-01-01)
-        first_day += timedelta(days=1)
-    last_day = min(utc_today(end), utc_today(now))  # exclusive
-    if first_day >= last_day or not set(filters) <= set(ROLLUP_FILTERS):
-        return {
-            **window,
-            **usage_stats(raw.filter(created_at__gte=start, created_at__lt=end), group_by=group_by),
-        }
-    _enqueue_rollup_once_a_day(now)
 
-    lo, hi = day_start(first_day), day_start(last_day)
-    watermark = UsageRollupState.objects.filter(pk=UsageRollupState.SINGLETON)
-    rolled_until_at = Subquery(watermark.values("rolled_until_at")[:1])
-    day_of_row = UTCDate("created_at")
-    raw_metrics = _metrics()
-    parts = [
-        # Whole days in the window before the watermark: the rollup.
-        _grouped(
-            # Rollup rows exist only for days before the watermark (usage_rollup_days
-            # refuses later ones), so constant bounds suffice here.
-            UsageDailyRollup.objects.for_tenant(tenant).filter(
-                day__gte=first_day, day__lt=last_day, **filters
-            ),
-            group_by,
-            F("day"),
-            _rollup_metrics(),
-        ),
-        # Whole days from the watermark on (none rolled up yet): the usage rows.
-        _grouped(
-            # One lower bound (not two), so that it is the bound of the index range scan.
-            raw.filter(
-                created_at__gte=Greatest(Value(lo), Coalesce(rolled_until_at, Value(lo))),
-                created_at__lt=hi,
-            ),
-            group_by,
-            day_of_row,
-            raw_metrics,
-        ),
-    ]
-    if start < lo:  # the partial first day
-        parts.append(
-            _grouped(
-                raw.filter(created_at__gte=start, created_at__lt=lo),
-                group_by,
-                day_of_row,
-                raw_metrics,
-            )
-        )
-    if hi < end:  # the partial last day, or today
-        parts.append(
-            _grouped(
-                raw.filter(created_at__gte=hi, created_at__lt=end),
-                group_by,
-                day_of_row,
-                raw_metrics,
-            )
-        )
-    combined = parts[0].union(*parts[1:], all=True).order_by("key")
-    rows = [_unprefixed(row) for row in combined]
-    if group_by is None:
-        return {**window, "totals": _finish(_merge(rows)), "groups": None}
-    groups = []
-    for key, partials in groupby(rows, key=lambda row: row["key"]):
-        groups.append({"key": key, **_merge(list(partials))})
-    return {**window, "totals": _finish(_fold(groups)), "groups": [_finish(g) for g in groups]}
+def usage_totals(*, tenant, usage_log_ids) -> dict:
+    """The metrics of the given usage rows of `tenant` (other tenants' ids count nothing),
+    as `usage_stats` totals, plus `latency_sum` and `known_cost_usd` (the total cost, or
+    None when any row's cost is unknown: usage/metrics.py)."""
+    rows = UsageLog.objects.for_tenant(tenant).filter(pk__in=usage_log_ids).order_by()
+    totals = metrics.unprefixed(rows.aggregate(**metrics.raw_aggregates()))
+    return {
+        **metrics.finish(totals),
+        "latency_sum": totals["latency_sum"],
+        "known_cost_usd": metrics.known_total_cost(totals),
+    }
 
 
 def enqueue_daily_usage_task(now: datetime | None = None) -> None:

@@ -163,7 +163,7 @@ def insert_usage_log(row: UsageLog, *, keep_created_at: bool = False) -> int:
     connection = connections[alias]
     async_commit = (
         connection.vendor == "postgresql"
-        and getattr(settings, "LLM_USAGE_ASYNC_COMMIT", False)
+        and settings.LLM_USAGE_ASYNC_COMMIT
         and not connection.in_atomic_block
     )
     cached = _insert_sql.get((connection.vendor, async_commit))

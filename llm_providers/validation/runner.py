@@ -24,8 +24,7 @@ from .report import ProviderCheck, ValidationReport, ValidationTarget, check_sta
 # The package's name: operators and tests filter on it.
 logger = logging.getLogger("llm_providers.validation")
 
-MODES = ("models", "ping", "off")
-DEFAULT_TIMEOUT = 10.0
+MODES = ("models", "ping", "off")  # LLM_VALIDATION_MODE (checked at start-up: checks.py)
 MAX_WORKERS = 16
 # How long the run waits beyond the per-provider timeout before it stops waiting for a
 # check whose own timeout did not fire (a provider that trickles bytes, say).
@@ -44,6 +43,30 @@ def _error_dict(error) -> dict:
     return error.as_dict()
 
 
+def model_listed(model: str, models: list[str]) -> bool:
+    """Whether `model` is one of the provider's `models`, or a name they are versions of
+    (OpenAI's and Anthropic's lists hold dated snapshots: `gpt-4o-mini-2024-07-18` is a
+    `gpt-4o-mini`; `claude-3-7-sonnet-latest` names the newest `claude-3-7-sonnet-…`)."""
+    stem = model.removesuffix("-latest")
+    return any(name == model or name.startswith(stem + "-") for name in models)
+
+
+def _unlisted_model(resolved, models: list[str]) -> dict | None:
+    """A models-mode check's error when the config's default model is not offered: the key
+    works, but every call of that model would fail (a typo such as `gpt-4o-mnii`)."""
+    adapter = resolved.adapter
+    if not models or not resolved.model or adapter is None or not adapter.lists_every_model:
+        return None
+    if model_listed(resolved.model, models):
+        return None
+    return {
+        "type": "not_found",
+        "message": f"The provider answered, but its model list has no {resolved.model!r}: "
+        "check the config's default model.",
+        "status_code": None,
+    }
+
+
 class LLMStartupValidator:
     """Checks providers concurrently; `mode` is `models` (free model list) or `ping`."""
 
@@ -54,9 +77,7 @@ class LLMStartupValidator:
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds.")
         self.mode = mode
-        self.timeout = float(
-            timeout or getattr(settings, "LLM_VALIDATION_TIMEOUT", None) or DEFAULT_TIMEOUT
-        )
+        self.timeout = float(timeout or settings.LLM_VALIDATION_TIMEOUT)
         self.endpoint = endpoint
         self.max_workers = max_workers or MAX_WORKERS
 
@@ -173,10 +194,12 @@ class LLMStartupValidator:
             }
             return self._result(target, started, success=False, error=error)
         error = None if outcome.success else _error_dict(outcome.error)
+        if outcome.success and self.mode == "models":
+            error = _unlisted_model(resolved, outcome.models)
         return self._result(
             target,
             started,
-            success=outcome.success,
+            success=error is None,
             error=error,
             latency_ms=getattr(outcome, "latency_ms", None),
         )

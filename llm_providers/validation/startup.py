@@ -26,8 +26,24 @@ LOCK_SECONDS = 60
 APPS_READY_TIMEOUT = 30.0
 DATABASE_WAIT_SECONDS = 30.0
 
-_started_in_pid = None
-_start_lock = threading.Lock()
+
+class OncePerProcess:
+    """Remembers the process (pid) that started the validation: a forked child starts its
+    own, a second call in the same process does not."""
+
+    def __init__(self):
+        self._pid = None
+        self._lock = threading.Lock()
+
+    def claim(self) -> bool:
+        with self._lock:
+            if self._pid == os.getpid():
+                return False
+            self._pid = os.getpid()
+            return True
+
+
+STARTED = OncePerProcess()
 
 
 def is_serving_process(argv=None, environ=None) -> bool:
@@ -59,14 +75,11 @@ def should_validate_on_startup(argv=None, environ=None) -> bool:
 
 def maybe_start_validation(argv=None, environ=None) -> threading.Thread | None:
     """Start the background validation once per process when this process serves."""
-    global _started_in_pid
     try:
         if not should_validate_on_startup(argv, environ):
             return None
-        with _start_lock:
-            if _started_in_pid == os.getpid():
-                return None
-            _started_in_pid = os.getpid()
+        if not STARTED.claim():
+            return None
         thread = threading.Thread(
             target=run_startup_validation, name="llm-startup-validation", daemon=True
         )
@@ -88,7 +101,7 @@ def _wait_for_apps(timeout=APPS_READY_TIMEOUT) -> bool:
     return True
 
 
-def _wait_for_database(timeout=DATABASE_WAIT_SECONDS) -> bool:
+def wait_for_database(timeout=DATABASE_WAIT_SECONDS) -> bool:
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
@@ -102,7 +115,9 @@ def _wait_for_database(timeout=DATABASE_WAIT_SECONDS) -> bool:
             delay = min(delay * 2, 5.0)
 
 
-def _claim_run() -> bool:
+def claim_run() -> bool:
+    """Whether this process runs the validation now: at most one process per LOCK_SECONDS
+    among those sharing the cache (each validates for itself without a shared cache)."""
     from django.core.cache import cache
 
     try:
@@ -117,10 +132,10 @@ def run_startup_validation() -> None:
         if not _wait_for_apps():
             logger.warning("LLM provider validation skipped: the app registry never became ready")
             return
-        if not _wait_for_database():
+        if not wait_for_database():
             logger.warning("LLM provider validation skipped: the database is not reachable")
             return
-        if not _claim_run():
+        if not claim_run():
             logger.info("LLM provider validation skipped: another process ran it just now")
             return
         from . import run_llm_startup_validation

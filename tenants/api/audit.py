@@ -2,11 +2,11 @@
 
 import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers
+from rest_framework import mixins, serializers
 
 from ..models import AuditEvent
-from ..scoping import TenantScopedViewMixin
 from .schema import error_responses
+from .views import TenantAPIView
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
@@ -44,7 +44,10 @@ class AuditEventFilterSet(django_filters.FilterSet):
     'only as "[changed]"), when and from where. Paginated; filter by `action`.',
     responses={200: AuditEventSerializer(many=True), **error_responses(400, 404)},
 )
-class AuditEventListView(TenantScopedViewMixin, generics.ListAPIView):
+class AuditEventListView(mixins.ListModelMixin, TenantAPIView):
     queryset = AuditEvent.objects.order_by("-created_at", "-id")
     serializer_class = AuditEventSerializer
     filterset_class = AuditEventFilterSet
+
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)

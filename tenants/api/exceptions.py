@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def api_prefix() -> str:
     """Where errors answer in this shape (SWITCHYARD_API_PREFIX, default "/api/")."""
-    return getattr(settings, "SWITCHYARD_API_PREFIX", "/api/")
+    return settings.SWITCHYARD_API_PREFIX
 
 
 class Conflict(exceptions.APIException):

@@ -9,10 +9,18 @@ which a wire-level fake cannot. test_real_service.py runs the real service over 
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from types import SimpleNamespace
 
+from llm_providers.engine.arguments import check_common, check_max_tokens, check_prompt
 from llm_providers.errors import ProviderError
-from llm_providers.models import Endpoint, UsageLog
+from llm_providers.models import UsageLog
+from llm_providers.providers.base import TokenUsage
 from llm_providers.services import CompletionResult
+from llm_providers.usage.pricing import ZERO
+from llm_providers.usage.writes import write_usage
+
+# What the rows say the call went to (write_usage reads `config` and `provider`).
+_OPENAI = SimpleNamespace(config=None, provider="openai")
 
 
 @dataclass
@@ -59,16 +67,10 @@ class _FakeService:
         endpoint="completion",
         metadata=None,
     ):
-        # The real service's argument checks (SPEC §4: bad arguments raise ValueError).
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt must be a non-empty string.")
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= 0:
-            raise ValueError("max_tokens must be a positive integer.")
-        if model is not None and (not isinstance(model, str) or not model.strip()):
-            raise ValueError("model must be a non-empty string when given.")
-        if endpoint not in Endpoint.values:
-            raise ValueError(f"Unknown endpoint {endpoint!r}.")
-        json.dumps(metadata)
+        # The real service's own argument checks (SPEC §4: bad arguments raise ValueError).
+        check_prompt(prompt, system)
+        check_max_tokens(max_tokens, required=True)
+        check_common(model, temperature, endpoint, metadata)
         if not self.fake.replies:
             raise AssertionError("FakeLLM ran out of scripted replies")
         reply = self.fake.replies.pop(0)
@@ -91,22 +93,27 @@ class _FakeService:
         prompt_tokens = reply.prompt_tokens if success else 0
         completion_tokens = reply.completion_tokens if success else 0
         used_model = model or "gpt-4o-mini"
-        row = UsageLog.objects.create(
-            tenant_id=self.tenant_id,
-            provider="openai",
-            model=used_model,
-            endpoint=endpoint,
+        usage = TokenUsage(
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            tokens_used=prompt_tokens + completion_tokens,
-            cost_usd=reply.cost_usd if success else None,
-            latency_ms=reply.latency_ms,
+            total_tokens=prompt_tokens + completion_tokens,
+        )
+        # The real service's usage write; a failure that reported no usage costs 0, as in
+        # engine/calls.py (it was not billed).
+        usage_log_id = write_usage(
+            tenant_id=self.tenant_id,
+            resolved=_OPENAI,
+            model=used_model,
+            endpoint=endpoint,
             success=success,
-            error_type=reply.error.type if reply.error else "",
-            error_message=reply.error.message if reply.error else "",
+            usage=usage if success else None,
+            cost=reply.cost_usd if success else ZERO,
+            latency_ms=reply.latency_ms,
+            error=reply.error,
             status_code=reply.error.status_code if reply.error else None,
             metadata=dict(metadata or {}),
         )
+        row = UsageLog.objects.get(pk=usage_log_id)
         return CompletionResult(
             success=success,
             content=reply.content if success else "",

@@ -287,6 +287,29 @@ def test_total_cost_is_unknown_when_a_step_used_tokens_at_an_unknown_price(tenan
     assert build.total_cost_usd is None
 
 
+def test_total_cost_is_unknown_when_a_step_reported_no_usage_and_so_no_price(tenant, fake_llm):
+    # The one definition (usage/metrics.py): a null cost is unknown, tokens or not; the
+    # build totals used to count a null-cost row without tokens as free.
+    fake_llm.replies += [
+        Reply(content=json.dumps(BLUEPRINT), cost_usd=Decimal("0.001")),
+        Reply(content=passing_review(), prompt_tokens=0, completion_tokens=0, cost_usd=None),
+    ]
+    build = run(BuildFactory(tenant=tenant))
+    assert build.status == BuildStatus.SUCCEEDED
+    assert build.total_tokens == 100
+    assert build.total_cost_usd is None
+
+
+def test_a_failed_step_that_reported_no_usage_costs_nothing(tenant, fake_llm):
+    fake_llm.replies += [
+        Reply(content=json.dumps(BLUEPRINT), cost_usd=Decimal("0.001")),
+        Reply(error=ProviderError("timeout", "Timed out.", None)),
+    ]
+    build = run(BuildFactory(tenant=tenant))
+    assert build.status == BuildStatus.FAILED
+    assert build.total_cost_usd == Decimal("0.001")
+
+
 def test_totals_are_recomputed_from_the_rows_not_accumulated(tenant, fake_llm):
     fake_llm.replies += [json.dumps(BLUEPRINT), passing_review()]
     build = run(BuildFactory(tenant=tenant))

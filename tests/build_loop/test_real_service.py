@@ -8,6 +8,7 @@ usage stats, restarts, start-up validation) is in tests/integration/.
 """
 
 import json
+import uuid
 
 import pytest
 from cryptography.fernet import Fernet
@@ -200,6 +201,7 @@ from django_tasks_db.models import DBTaskResult
 from llm_providers.models import UsageLog
 build = Build.objects.get()
 print(json.dumps({
+    "id": str(build.pk),
     "status": build.status,
     "steps": list(build.steps.values_list("name", "status")),
     "usage_rows": UsageLog.objects.filter(metadata__build_id=str(build.pk)).count(),
@@ -228,7 +230,7 @@ def test_a_separate_db_worker_process_runs_a_build_enqueued_by_another_process(
         report = json.loads(manage(env, "shell", "-c", REPORT).stdout.splitlines()[-1])
 
     httpserver.check_assertions()
-    assert build_id
+    assert str(uuid.UUID(build_id)) == report["id"]  # the build the first process made
     assert report["status"] == "succeeded"
     assert report["steps"] == [["blueprint", "succeeded"], ["review", "succeeded"]]
     assert report["usage_rows"] == 2

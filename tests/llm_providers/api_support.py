@@ -2,30 +2,9 @@
 
 import json
 
-import pytest
-import responses
-from django.core.cache import cache
-
 # Obviously fake provider keys: they must never appear in a response body.
 FAKE_KEY = "sk-test-fake-key-0001"
 OTHER_FAKE_KEY = "sk-test-fake-key-0002"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Throttle counters live in the cache; every test starts without any."""
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def no_network():
-    """Any outgoing HTTP request fails the test (no URL is registered)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-        # Inside the block: leaving it resets the recorded calls.
-        assert len(mock.calls) == 0, "a request was sent to a provider"
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:

@@ -1,16 +1,31 @@
 """Fixtures for the provider tests: no real waiting, fake keys, configs per provider."""
 
 import pytest
+import responses
+from django.core.cache import cache
 from pytest_httpserver import HTTPServer
 
 from llm_providers.transport import asend, send, sessions
 from tests.factories import ProviderConfigFactory
-from tests.support.processes import closed_port_url  # noqa: F401 (re-exported for the tests here)
+from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, OPENAI_KEY
 
-OPENAI_KEY = "sk-test-fake-key-0001"
-ANTHROPIC_KEY = "sk-ant-test-fake-key-0002"
-GROQ_KEY = "gsk_test_fake_key_0003"
-LOCAL_KEY = "local-test-fake-key-0004"
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttle counters and validation state live in the cache: every test starts
+    without any, whatever ran before it (a fixture here, not imported by each module)."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def no_network():
+    """Any outgoing HTTP request fails the test (no URL is registered)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+        # Inside the block: leaving it resets the recorded calls.
+        assert len(mock.calls) == 0, "a request was sent to a provider"
 
 
 @pytest.fixture(autouse=True)
@@ -77,33 +92,6 @@ def local_config_for(tenant):
     return make
 
 
-def openai_reply(content="Hello there.", *, model="gpt-4o-mini-2024-07-18", usage=None):
-    return {
-        "id": "chatcmpl-abc123",
-        "object": "chat.completion",
-        "created": 1764300000,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": usage
-        or {
-            "prompt_tokens": 12,
-            "completion_tokens": 5,
-            "total_tokens": 17,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
-        },
-        "service_tier": "default",
-        "system_fingerprint": "fp_test",
-    }
-
-
 # -- local servers for validation, /healthz, the command and the admin ------------------
 
 
@@ -121,7 +109,3 @@ def upstream(_threaded_server):
     _threaded_server.clear()
     yield _threaded_server
     _threaded_server.clear()
-
-
-def base_url(server) -> str:
-    return server.url_for("/v1")

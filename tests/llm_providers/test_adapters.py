@@ -11,8 +11,7 @@ from llm_providers.providers import get_adapter
 from llm_providers.providers.registry import UnknownProvider
 from llm_providers.services import LLMService
 from tests.factories import ProviderConfigFactory
-
-from .conftest import ANTHROPIC_KEY, GROQ_KEY, LOCAL_KEY, OPENAI_KEY, openai_reply
+from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, LOCAL_KEY, OPENAI_KEY, openai_reply
 
 ANTHROPIC_REPLY = {
     "id": "msg_01TestReply",

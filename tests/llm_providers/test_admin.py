@@ -13,8 +13,8 @@ from llm_providers.configs.testing import TEST_MAX_TOKENS
 from llm_providers.models import ProviderConfig, UsageLog
 from llm_providers.usage.dashboard import usage_by_day_and_provider
 from tests.factories import ProviderConfigFactory, TenantFactory, UsageLogFactory
-from tests.llm_providers.conftest import base_url
 from tests.llm_providers.test_encryption import raw_key_column
+from tests.support.wire import base_url
 
 FAKE_KEY = "sk-test-fake-key-0004"
 NEW_KEY = "sk-test-fake-key-9876"

@@ -9,7 +9,7 @@ from llm_providers.models import ProviderConfig
 from tenants.api import exceptions as api_exceptions
 from tests.factories import ProviderConfigFactory
 
-from .api_support import _fresh_cache, assert_error, no_network, raw_post  # noqa: F401
+from .api_support import assert_error, raw_post
 
 pytestmark = pytest.mark.django_db
 

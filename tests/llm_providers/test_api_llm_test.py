@@ -8,17 +8,15 @@ from rest_framework.test import APIClient
 
 from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory
+from tests.support.wire import openai_reply
 
-from .api_support import (  # noqa: F401
+from .api_support import (
     FAKE_KEY,
     OTHER_FAKE_KEY,
-    _fresh_cache,
     assert_error,
     make_key_undecryptable,
-    no_network,
     raw_post,
 )
-from .conftest import openai_reply
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +96,8 @@ def test_an_unreachable_provider_is_a_connection_error_not_a_crash(tenant_client
     with responses.RequestsMock(assert_all_requests_are_fired=False) as wire:
         # Nothing registered: every attempt fails to connect.
         body = tenant_client.post(TEST_URL, format="json").json()
-        assert len(wire.calls) >= 1
+        # One attempt: a connection test never retries (TEST_MAX_RETRIES = 0).
+        assert len(wire.calls) == 1
     assert body["success"] is False
     assert body["error"]["type"] == "connection"
     config.refresh_from_db()

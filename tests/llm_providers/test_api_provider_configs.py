@@ -6,13 +6,11 @@ from llm_providers.configs.services import decrypted_api_key
 from llm_providers.models import ProviderConfig
 from tests.factories import ProviderConfigFactory
 
-from .api_support import (  # noqa: F401
+from .api_support import (
     FAKE_KEY,
     OTHER_FAKE_KEY,
-    _fresh_cache,
     assert_error,
     make_key_undecryptable,
-    no_network,
     raw_post,
 )
 

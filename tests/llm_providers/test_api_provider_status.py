@@ -6,7 +6,7 @@ import pytest
 
 from tests.factories import ProviderConfigFactory
 
-from .api_support import FAKE_KEY, _fresh_cache, assert_error, make_key_undecryptable  # noqa: F401
+from .api_support import FAKE_KEY, assert_error, make_key_undecryptable
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,6 @@ from schemathesis.checks import not_a_server_error
 from llm_providers.configs import urlsafety
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory, UsageLogFactory
 
-from .api_support import _fresh_cache  # noqa: F401
-
 # /v1 is in the schema too, but its 5xx answers are the documented provider failures
 # (502/503/504 for a provider that cannot be reached here); its tests are test_gateway*.py.
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application()).exclude(
@@ -73,7 +71,10 @@ def _use_real_ids(case, config_id):
     max_examples=40,
     deadline=None,
     database=None,
-    suppress_health_check=list(HealthCheck),
+    # The fixtures are per test, not per example, on purpose (one tenant and config for
+    # the whole run), and a request through the full stack is slow; every other health
+    # check (a strategy that filters out too much, say) stays on.
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_no_request_produces_a_server_error(case, tenant_setup):
     _use_real_ids(case, tenant_setup["config_id"])

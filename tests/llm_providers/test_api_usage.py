@@ -9,7 +9,7 @@ from django.utils import timezone
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory, UsageLogFactory
 
-from .api_support import _fresh_cache, assert_error  # noqa: F401
+from .api_support import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,6 @@ HTTP server on localhost), since streaming and disconnects are about the wire.
 
 import json
 import threading
-import time
 
 import openai
 import pytest
@@ -16,8 +15,9 @@ from werkzeug import Response
 from llm_providers.gateway import cache
 from llm_providers.models import ProviderConfig, UsageLog
 from tests.factories import ProviderConfigFactory, TenantAPIKeyFactory
+from tests.support.processes import wait_until
+from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, LOCAL_KEY, OPENAI_KEY, openai_reply
 
-from .conftest import ANTHROPIC_KEY, GROQ_KEY, LOCAL_KEY, OPENAI_KEY, openai_reply
 from .test_streaming import ANTHROPIC_STREAM, OPENAI_STREAM
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -335,6 +335,7 @@ def test_anthropic_stream_through_the_sdk(client, configure, httpserver):
 def test_client_going_away_mid_stream_still_writes_the_row(client, configure, httpserver, tenant):
     configure("anthropic")
     release = threading.Event()
+    hung_up = threading.Event()
     events = ANTHROPIC_STREAM.split("\n\n")
     head, tail = "\n\n".join(events[:4]) + "\n\n", "\n\n".join(events[4:])
     delta = (
@@ -344,12 +345,17 @@ def test_client_going_away_mid_stream_still_writes_the_row(client, configure, ht
     )
 
     def slow_upstream():
-        yield head.encode()  # message_start (input tokens) and the first text
-        release.wait(10)
-        for _ in range(500):  # the gateway notices the client is gone on a write
-            yield delta.encode()
-            time.sleep(0.002)
-        yield tail.encode()
+        try:
+            yield head.encode()  # message_start (input tokens) and the first text
+            release.wait(10)
+            # Deltas until the gateway, failing to write to its gone client, hangs up on
+            # us (a write of ours then fails and this generator is closed); the count only
+            # bounds a gateway that never notices, whose stream then ends normally.
+            for _ in range(100_000):
+                yield delta.encode()
+            yield tail.encode()
+        finally:
+            hung_up.set()
 
     httpserver.expect_request("/v1/messages", method="POST").respond_with_response(
         Response(slow_upstream(), mimetype="text/event-stream")
@@ -363,20 +369,13 @@ def test_client_going_away_mid_stream_still_writes_the_row(client, configure, ht
     stream.close()
     release.set()
 
-    row = wait_for_row(tenant)
+    assert hung_up.wait(15), "the gateway kept reading from the provider"
+    row = wait_until(
+        lambda: UsageLog.objects.for_tenant(tenant).first(), timeout=15, what="the usage row"
+    )
     assert row.metadata.get("client_disconnected") is True
     assert row.metadata["stream"] is True
     assert row.prompt_tokens == 30  # what message_start reported was used
-
-
-def wait_for_row(tenant, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = UsageLog.objects.for_tenant(tenant).first()
-        if row is not None:
-            return row
-        time.sleep(0.05)
-    raise AssertionError("no usage row was written")
 
 
 def test_error_after_the_stream_started_reaches_the_sdk_as_an_error(

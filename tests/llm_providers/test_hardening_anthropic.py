@@ -9,8 +9,7 @@ from django.test import Client
 from llm_providers.errors import ErrorType
 from llm_providers.providers import get_adapter
 from tests.factories import ProviderConfigFactory
-
-from .conftest import ANTHROPIC_KEY
+from tests.support.wire import ANTHROPIC_KEY
 
 OPENAI_SHAPED_401 = {
     "error": {"message": "Incorrect API key", "type": "invalid_request_error", "code": "x"}

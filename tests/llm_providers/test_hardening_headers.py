@@ -8,8 +8,7 @@ import pytest
 
 from llm_providers.services import LLMService
 from tests.factories import ProviderConfigFactory
-
-from .conftest import ANTHROPIC_KEY, openai_reply
+from tests.support.wire import ANTHROPIC_KEY, openai_reply
 
 CONFIGURE = "/api/llm/provider/configure"
 LOCAL = {"provider": "local", "default_model": "m", "base_url": "http://127.0.0.1:9/v1"}

@@ -16,8 +16,7 @@ from llm_providers.services import LLMService
 from llm_providers.usage import pricing
 from llm_providers.usage.pricing import MAX_CALL_COST_USD, cost_usd, validate_pricing
 from tests.factories import UsageLogFactory
-
-from .conftest import openai_reply
+from tests.support.wire import openai_reply
 
 CONFIGURE = "/api/llm/provider/configure"
 LOCAL = {"provider": "local", "default_model": "m", "base_url": "http://127.0.0.1:9/v1"}

@@ -35,3 +35,28 @@ def test_spec_import_paths():
     assert callable(llm_provider_service.save_provider_config)
     assert callable(LLMService) and callable(CompletionResult)
     assert callable(LLMStartupValidator) and callable(run_llm_startup_validation)
+
+
+def test_the_import_contracts_hold():
+    # .importlinter: the architecture's arrows (README, Code map); `make lint` runs it too.
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_dead_code_stays_removed():
+    # Nothing called these (issue 13, point 8); the stats oracle lives in tests/support.
+    from build_loop.models import Build
+    from llm_providers.services import LLMService
+    from llm_providers.usage import selectors
+
+    assert not hasattr(LLMService, "refresh")
+    assert not hasattr(Build, "is_finished")
+    for name in ("usage_stats_in_window", "usage_stats_for_tenant", "usage_logs_for_tenant"):
+        assert not hasattr(selectors, name), name

@@ -13,8 +13,7 @@ from llm_providers.errors import ErrorType
 from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
-
-from .conftest import openai_reply
+from tests.support.wire import openai_reply
 
 
 @pytest.fixture

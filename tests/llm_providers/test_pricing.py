@@ -28,6 +28,49 @@ def test_cached_prompt_tokens_are_charged_at_the_cached_rate():
     assert cost_usd("openai", "gpt-4o-mini", usage) == Decimal("0.1125")
 
 
+@pytest.mark.parametrize(
+    ("provider", "model", "reported", "usage", "expected"),
+    [
+        # Worked out by hand from the data set's per-million prices, so that a wrong token
+        # mapping (cached input counted twice, say) cannot pass on both sides (review T5).
+        # claude-haiku-4-5: $1 input, $0.10 cache read, $1.25 cache write, $5 output;
+        # prompt_tokens holds every input token: 500k uncached + 400k read + 100k written.
+        (
+            "anthropic",
+            "claude-haiku-4-5",
+            None,
+            TokenUsage(
+                prompt_tokens=1_000_000,
+                completion_tokens=200_000,
+                cached_prompt_tokens=400_000,
+                cache_write_tokens=100_000,
+            ),
+            "1.665",  # 0.50 + 0.04 + 0.125 + 1.00
+        ),
+        # gpt-4o-mini, reported as its dated snapshot: $0.15 input, $0.075 cached, $0.60 out.
+        (
+            "openai",
+            "gpt-4o-mini",
+            "gpt-4o-mini-2024-07-18",
+            TokenUsage(
+                prompt_tokens=2_000_000, completion_tokens=100_000, cached_prompt_tokens=1_000_000
+            ),
+            "0.285",  # 0.15 + 0.075 + 0.06
+        ),
+        # gpt-4o: $2.50 input, $10 output; a small call, rounded to 8 decimal places.
+        (
+            "openai",
+            "gpt-4o",
+            None,
+            TokenUsage(prompt_tokens=1234, completion_tokens=567),
+            "0.008755",
+        ),
+    ],
+)
+def test_known_costs_worked_out_by_hand(provider, model, reported, usage, expected):
+    assert cost_usd(provider, model, usage, reported_model=reported) == Decimal(expected)
+
+
 def test_dated_reported_model_is_priced():
     assert cost_usd(
         "openai", "gpt-4o-mini", MILLION_EACH, reported_model="gpt-4o-mini-2024-07-18"

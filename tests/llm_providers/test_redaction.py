@@ -11,8 +11,7 @@ from llm_providers.errors import ProviderError
 from llm_providers.models import UsageLog
 from llm_providers.redaction import SecretRedactionFilter, forget_secrets, redact, register_secret
 from llm_providers.services import LLMService
-
-from .conftest import ANTHROPIC_KEY, GROQ_KEY, OPENAI_KEY, openai_reply
+from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, OPENAI_KEY, openai_reply
 
 
 @pytest.fixture(autouse=True)

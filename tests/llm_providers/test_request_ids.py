@@ -15,8 +15,8 @@ from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
 from llm_providers.redaction import REDACTED
 from tests.factories import ProviderConfigFactory
+from tests.support.wire import OPENAI_KEY, openai_reply
 
-from .conftest import OPENAI_KEY, openai_reply
 from .test_streaming import OPENAI_STREAM
 
 pytestmark = pytest.mark.django_db

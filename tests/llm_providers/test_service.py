@@ -11,8 +11,7 @@ from llm_providers.errors import ErrorType
 from llm_providers.models import UsageLog
 from llm_providers.services import CompletionResult, LLMService, llm_provider_service
 from tests.factories import ProviderConfigFactory, TenantFactory
-
-from .conftest import ANTHROPIC_KEY, OPENAI_KEY, openai_reply
+from tests.support.wire import ANTHROPIC_KEY, OPENAI_KEY, openai_reply
 
 OPENAI_CHAT = "https://api.openai.com/v1/chat/completions"
 

@@ -76,7 +76,7 @@ def test_starts_one_daemon_thread_per_process_without_waiting_for_it(monkeypatch
         finished.set()
 
     monkeypatch.setattr(startup, "run_startup_validation", body)
-    monkeypatch.setattr(startup, "_started_in_pid", None)
+    monkeypatch.setattr(startup, "STARTED", startup.OncePerProcess())
     with override_settings(LLM_VALIDATE_ON_STARTUP=True, LLM_VALIDATION_MODE="models"):
         thread = startup.maybe_start_validation(["gunicorn", "x"], GUNICORN_ENV)
         again = startup.maybe_start_validation(["gunicorn", "x"], GUNICORN_ENV)
@@ -102,8 +102,8 @@ def test_a_failure_to_start_never_crashes_startup(monkeypatch, caplog):
 def test_background_run_logs_instead_of_raising(caplog):
     with (
         patch("llm_providers.validation.run_llm_startup_validation", side_effect=RuntimeError),
-        patch.object(startup, "_wait_for_database", return_value=True),
-        patch.object(startup, "_claim_run", return_value=True),
+        patch.object(startup, "wait_for_database", return_value=True),
+        patch.object(startup, "claim_run", return_value=True),
         caplog.at_level(logging.WARNING),
     ):
         startup.run_startup_validation()
@@ -117,8 +117,8 @@ def test_background_run_skips_quietly_when_tables_are_missing(caplog):
             "llm_providers.validation.run_llm_startup_validation",
             side_effect=OperationalError("no such table: llm_provider_configs"),
         ),
-        patch.object(startup, "_wait_for_database", return_value=True),
-        patch.object(startup, "_claim_run", return_value=True),
+        patch.object(startup, "wait_for_database", return_value=True),
+        patch.object(startup, "claim_run", return_value=True),
         caplog.at_level(logging.WARNING),
     ):
         startup.run_startup_validation()
@@ -129,7 +129,7 @@ def test_background_run_skips_quietly_when_tables_are_missing(caplog):
 def test_background_run_gives_up_when_the_database_never_answers(caplog):
     with (
         patch("llm_providers.validation.run_llm_startup_validation") as run,
-        patch.object(startup, "_wait_for_database", return_value=False),
+        patch.object(startup, "wait_for_database", return_value=False),
         caplog.at_level(logging.WARNING),
     ):
         startup.run_startup_validation()
@@ -143,8 +143,8 @@ def test_processes_sharing_a_cache_validate_once_per_interval():
 
     cache.delete(startup.LOCK_KEY)
     try:
-        assert startup._claim_run() is True
-        assert startup._claim_run() is False
+        assert startup.claim_run() is True
+        assert startup.claim_run() is False
     finally:
         cache.delete(startup.LOCK_KEY)
 

@@ -18,8 +18,6 @@ from llm_providers.usage import retention, rollup, tasks
 from llm_providers.usage.selectors import STATS_GROUPS, usage_stats_for_window
 from tests.factories import TenantFactory, UsageLogFactory
 
-from .api_support import _fresh_cache  # noqa: F401
-
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 3, 20, 13, 30, tzinfo=UTC)  # "today" is 2026-03-20

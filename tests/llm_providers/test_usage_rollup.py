@@ -1,7 +1,8 @@
 """The daily usage rollup: filling it, the command, the lazy task, and stats read through it.
 
 The stats read through the rollup must equal the raw computation over llm_usage_logs
-(`usage_stats_in_window`, kept as the reference) for any data, window, filter and group.
+(`usage_stats_in_window` in tests/support/usage_oracle.py, the reference) for any data,
+window, filter and group.
 """
 
 import random
@@ -19,15 +20,10 @@ from django_tasks_db.models import DBTaskResult
 from llm_providers.api.serializers import UsageStatsSerializer
 from llm_providers.models import UsageDailyRollup, UsageLog, UsageRollupState
 from llm_providers.usage import rollup
-from llm_providers.usage.selectors import (
-    STATS_GROUPS,
-    usage_stats_for_window,
-    usage_stats_in_window,
-)
+from llm_providers.usage.selectors import STATS_GROUPS, usage_stats_for_window
 from tenants.models import Tenant
 from tests.factories import TenantFactory, UsageLogFactory
-
-from .api_support import _fresh_cache  # noqa: F401
+from tests.support.usage_oracle import usage_stats_in_window
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory, TenantFactory
-from tests.llm_providers.conftest import base_url, closed_port_url
+from tests.support.wire import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0003"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model"}]}

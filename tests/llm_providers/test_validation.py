@@ -16,7 +16,7 @@ from llm_providers.validation.health import CACHE_KEY, latest_validation
 from llm_providers.validation.report import CheckStatus
 from llm_providers.validation.runner import validate_provider_configs
 from tests.factories import ProviderConfigFactory, TenantFactory
-from tests.llm_providers.conftest import base_url, closed_port_url
+from tests.support.wire import base_url, closed_port_url
 
 FAKE_KEY = "sk-test-fake-key-0001"
 MODELS_REPLY = {"object": "list", "data": [{"id": "local-model", "object": "model"}]}
@@ -436,3 +436,76 @@ def test_an_unusable_config_is_reported_by_the_rule_calls_use_without_a_request(
     assert check.error["type"] == "configuration"
     assert check.error["message"] == LLMService(config.tenant_id).describe()["error"]["message"]
     assert upstream.log == []
+
+
+# -- models mode: the default model must be offered ----------------------------------------
+OPENAI_MODELS = {
+    "object": "list",
+    "data": [{"id": "gpt-4o-mini"}, {"id": "gpt-4o-mini-2024-07-18"}, {"id": "gpt-4o"}],
+}
+
+
+def openai_config(url, model):
+    return ProviderConfigFactory(
+        provider="openai", base_url=url, api_key=FAKE_KEY, default_model=model
+    )
+
+
+def test_a_default_model_missing_from_the_providers_list_is_not_reachable(db, upstream):
+    # The key works, but every call would fail: a typo must not get a green tick.
+    upstream.expect_request("/v1/models", method="GET").respond_with_json(OPENAI_MODELS)
+    config = openai_config(base_url(upstream), "gpt-4o-mnii")
+
+    report = run_llm_startup_validation(timeout=5)
+
+    assert report.summary == {"reachable": 0, "unreachable": 0, "unusable": 1, "total": 1}
+    check = report.checks[0]
+    assert check.status == CheckStatus.UNUSABLE
+    assert check.error["type"] == "not_found"
+    assert "'gpt-4o-mnii'" in check.error["message"] and "default model" in check.error["message"]
+    config.refresh_from_db()
+    assert config.last_test_success is False
+    assert "gpt-4o-mnii" in config.last_error
+
+
+@pytest.mark.parametrize(
+    "provider, model, listed",
+    [
+        ("openai", "gpt-4o-mini", ["gpt-4o-mini-2024-07-18"]),  # a snapshot of it
+        ("openai", "gpt-4o", ["gpt-4o", "gpt-4o-mini"]),
+        ("anthropic", "claude-3-7-sonnet-latest", ["claude-3-7-sonnet-20250219"]),
+        ("anthropic", "claude-sonnet-4-20250514", ["claude-sonnet-4-20250514"]),
+    ],
+)
+def test_a_listed_default_model_or_a_name_its_snapshots_carry_is_reachable(
+    db, upstream, provider, model, listed
+):
+    upstream.expect_request("/v1/models", method="GET").respond_with_json(
+        {"data": [{"id": name} for name in listed]}
+    )
+    ProviderConfigFactory(
+        provider=provider, base_url=base_url(upstream), api_key=FAKE_KEY, default_model=model
+    )
+
+    report = run_llm_startup_validation(timeout=5)
+
+    assert report.summary["reachable"] == 1, report.checks[0].error
+
+
+def test_a_local_server_is_not_held_to_its_model_list(db, upstream):
+    # llama-server answers to any model name: its list says what file it loaded.
+    upstream.expect_request("/v1/models", method="GET").respond_with_json(MODELS_REPLY)
+    local_config(base_url(upstream))  # default model "m", listed: "local-model"
+
+    assert run_llm_startup_validation(timeout=5).summary["reachable"] == 1
+
+
+def test_ping_mode_does_not_compare_model_lists(db, upstream):
+    upstream.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        COMPLETION_REPLY
+    )
+    openai_config(base_url(upstream), "gpt-4o-mnii")
+
+    report = run_llm_startup_validation(mode="ping", timeout=5)
+
+    assert report.summary["reachable"] == 1

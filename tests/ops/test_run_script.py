@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 60  # seconds for start-up or shutdown; generous for a shared, busy machine
@@ -47,12 +48,7 @@ def running(pid: int) -> bool:
 
 
 def wait_for(condition, what: str):
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    wait_until(condition, timeout=DEADLINE, what=what)
 
 
 def default_sigint():

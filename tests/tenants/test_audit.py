@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
+from django.test.utils import isolate_apps
 from django.urls import reverse
 
 from llm_providers.configs.services import llm_provider_service
@@ -488,3 +489,23 @@ def test_events_are_paginated_newest_first_and_filterable_by_action(tenant_clien
 
 def test_audit_events_need_a_tenant_key(api_client):
     assert api_client.get(EVENTS).status_code == 401
+
+
+@isolate_apps("tenants")
+def test_an_event_for_a_row_of_another_tenant_model_records_its_primary_key(db):
+    # SWITCHYARD_TENANT_MODEL may be a host's own model: its rows are not tenants.Tenant
+    # instances (this crashed `create_api_key` in a host project with its own model).
+    from django.db import models
+
+    class Organization(models.Model):  # noqa: DJ008
+        id = models.CharField(primary_key=True, max_length=64)
+
+        class Meta:
+            app_label = "tenants"
+
+    tenant = TenantFactory(id="org-1")
+    with transaction.atomic():
+        event = audit.record(
+            "tenant.update", tenant=Organization(id=tenant.pk), target_type="tenant"
+        )
+    assert AuditEvent.objects.get(pk=event.pk).tenant_id == "org-1"
