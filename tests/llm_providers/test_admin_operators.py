@@ -17,7 +17,7 @@ from tests.factories import (
     TenantFactory,
     UsageLogFactory,
 )
-from tests.llm_providers.conftest import base_url
+from tests.support.wire import base_url
 
 pytestmark = pytest.mark.django_db
 

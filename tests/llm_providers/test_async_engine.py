@@ -19,9 +19,9 @@ from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
 from llm_providers.transport.asessions import aclose_sessions
 from tests.support.processes import closed_port_url
+from tests.support.wire import openai_reply
 
 from . import engines
-from .conftest import openai_reply
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "Hi"}]

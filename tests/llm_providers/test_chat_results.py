@@ -16,8 +16,8 @@ from llm_providers.engine.results import ChatResult, CompletionResult
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
 from tests.factories import ProviderConfigFactory
+from tests.support.wire import ANTHROPIC_KEY, openai_reply
 
-from .conftest import ANTHROPIC_KEY, openai_reply
 from .wire_samples import QUESTION, anthropic_reply, anthropic_stream, sse
 
 HAIKU = "claude-haiku-4-5-20251001"  # the dated snapshot Anthropic reports

@@ -13,8 +13,8 @@ from llm_providers.engine.results import EmbeddingResult
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
 from tests.factories import ProviderConfigFactory
+from tests.support.wire import OPENAI_KEY
 
-from .conftest import OPENAI_KEY
 from .test_gateway import _fresh_gateway_cache, client, configure, sdk  # noqa: F401
 
 VECTORS = [[0.25, -0.5, 0.125], [1.0, 0.0, -1.0]]

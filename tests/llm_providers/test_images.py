@@ -7,8 +7,8 @@ import pytest
 import responses
 
 from llm_providers.services import LLMService
+from tests.support.wire import openai_reply
 
-from .conftest import openai_reply
 from .test_gateway import _fresh_gateway_cache, client, configure, sdk  # noqa: F401
 from .wire_samples import anthropic_reply
 

@@ -11,8 +11,8 @@ import requests
 from werkzeug import Response
 
 from llm_providers.models import UsageLog
+from tests.support.wire import ANTHROPIC_KEY
 
-from .conftest import ANTHROPIC_KEY
 from .test_gateway import _fresh_gateway_cache, configure  # noqa: F401
 from .wire_samples import (
     anthropic_reply,

@@ -12,9 +12,7 @@ from django.urls import reverse
 from llm_providers.models import ProviderConfig, UsageLog
 from llm_providers.services import LLMService
 from tests.factories import ProviderConfigFactory, TenantFactory
-
-from .api_support import _fresh_cache  # noqa: F401
-from .conftest import openai_reply
+from tests.support.wire import openai_reply
 
 KEY = "preset-test-fake-key-0042"
 AZURE_BASE = "https://acme.openai.azure.com/openai/v1"

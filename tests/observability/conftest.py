@@ -5,12 +5,11 @@ import pytest
 from llm_providers.gateway import cache
 from llm_providers.observability import tracing
 from tests.llm_providers.conftest import (  # noqa: F401 (fixtures used by the tests here)
-    LOCAL_KEY,
     _fresh_sessions,
     local_config_for,
-    openai_reply,
     waits,
 )
+from tests.support.wire import LOCAL_KEY, openai_reply  # noqa: F401 (the tests import them)
 
 CHAT = "/v1/chat/completions"
 MODEL = "gemma-3-270m"

@@ -7,8 +7,9 @@ import pytest
 from llm_providers import observability
 from llm_providers.observability import metrics
 from llm_providers.services import LLMService
+from tests.support.wire import openai_reply
 
-from .conftest import MODEL, openai_reply, post_chat
+from .conftest import MODEL, post_chat
 
 pytestmark = pytest.mark.django_db
 

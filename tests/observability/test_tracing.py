@@ -20,8 +20,9 @@ from tests.build_loop.factories import BuildFactory
 from tests.build_loop.fakes import BLUEPRINT, passing_review
 from tests.support.processes import ROOT, closed_port_url
 from tests.support.upstream import chat_reply
+from tests.support.wire import openai_reply
 
-from .conftest import CHAT, MODEL, openai_reply, post_chat
+from .conftest import CHAT, MODEL, post_chat
 
 pytestmark = pytest.mark.django_db
 
