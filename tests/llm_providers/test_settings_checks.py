@@ -23,7 +23,8 @@ def ids(messages):
     return [m.id for m in messages]
 
 
-def test_the_reference_settings_pass_every_check():
+def test_the_reference_settings_pass_every_check(db):
+    # `db`: the model checks ask the database what it supports (JSONField on SQLite).
     assert django_checks.run_checks() == []
 
 
@@ -142,7 +143,8 @@ def test_the_validation_timeout_setting_is_the_validators_default():
 def test_every_package_default_is_the_reference_deployments_default():
     # One value per setting: the package's default (llm_providers/conf.py) is what the
     # reference deployment uses when the environment sets nothing, except where it says
-    # why not (config/settings.py: no private network allowed by default).
+    # why not (config/settings.py: the usage spool beside the deployment's database-scoped
+    # cache).
     env = process_env("sqlite:////nonexistent.sqlite3", Path("/tmp"))
     for name in DEFAULTS:
         env.pop(name, None)
@@ -156,7 +158,7 @@ def test_every_package_default_is_the_reference_deployments_default():
     assert result.returncode == 0, result.stderr
     deployed = json.loads(result.stdout)
     differing = {n for n in DEFAULTS if deployed[n] != DEFAULTS[n]}
-    assert differing == {"LLM_BASE_URL_ALLOWLIST"}
+    assert differing == {"LLM_USAGE_SPOOL_DIR"}
     assert set(DEFAULTS) <= set(dir(django_settings))
 
 
