@@ -39,7 +39,7 @@ from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
 from ..transport import asend as atransport
 from ..transport import send as transport
-from .aio import run_db
+from .aio import run_db, run_db_to_end
 from .arguments import check_common, check_max_tokens, check_messages, check_options
 from .calls import (
     CallRecord,
@@ -499,12 +499,12 @@ class LLMService:
                 error = unsupported_error(exc)
         if error is not None:
             stream = AsyncChatStream(call, None, None, error=error)
-            stream.result = await run_db(call.finish, error=error)
+            stream.result = await run_db_to_end(call.finish, error=error)
             return stream
         outcome = await _cancellable(call, _asend(resolved, spec, options))
         stream = AsyncChatStream(call, outcome, resolved.adapter)
         if stream.error is not None:
-            stream.result = await run_db(call.finish, error=stream.error)
+            stream.result = await run_db_to_end(call.finish, error=stream.error)
         return stream
 
     async def _acomplete(
@@ -553,16 +553,16 @@ class LLMService:
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         call.result_class = result_class
         if not resolved.usable:
-            return await run_db(call.finish, error=resolved.error)
+            return await run_db_to_end(call.finish, error=resolved.error)
         refused = await run_db(call.admit, max_tokens)
         if refused is not None:
-            return await run_db(call.finish, error=refused)
+            return await run_db_to_end(call.finish, error=refused)
         try:
             spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
         except UnsupportedFeature as exc:
-            return await run_db(call.finish, error=unsupported_error(exc))
+            return await run_db_to_end(call.finish, error=unsupported_error(exc))
         outcome = await _cancellable(call, _asend(resolved, spec, options))
-        return await run_db(finish_chat, call, outcome)
+        return await run_db_to_end(finish_chat, call, outcome)
 
 
 def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
@@ -641,15 +641,9 @@ async def _cancellable(call: CallRecord, sending):
     try:
         return await sending
     except asyncio.CancelledError:
-        write = asyncio.ensure_future(
-            run_db(
-                call.finish,
-                error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
-                extra_metadata={"client_disconnected": True, "cancelled": True},
-            )
+        await run_db_to_end(
+            call.finish,
+            error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+            extra_metadata={"client_disconnected": True, "cancelled": True},
         )
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            pass
         raise
