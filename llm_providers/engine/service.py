@@ -371,12 +371,12 @@ class LLMService:
         check_options(options)
         extra = chat_extra(extra, tools, tool_choice, response_format)
         resolved = await self.aresolve()
-        chain = await run_db(_chain, self, resolved, metadata)
+        chain = await _achain(self, resolved, metadata)
         call = dict(messages=list(messages), max_tokens=max_tokens, temperature=temperature)
         call.update(endpoint=endpoint, extra=extra, options=options)
         stream = await self._astart_stream(resolved, model=model, metadata=chain.metadata(), **call)
         # Fallbacks only before the first byte, as in stream_chat.
-        while (after := await run_db(chain.next, stream.error)) is not None:
+        while (after := await _anext(chain, stream.error)) is not None:
             stream = await self._astart_stream(after, model=None, metadata=chain.metadata(), **call)
         return stream
 
@@ -523,13 +523,13 @@ class LLMService:
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
         resolved = await self.aresolve()
-        chain = await run_db(_chain, self, resolved, metadata)
+        chain = await _achain(self, resolved, metadata)
         call = dict(messages=messages, max_tokens=max_tokens, temperature=temperature)
         call.update(endpoint=endpoint, extra=extra, options=options, result_class=result_class)
         result = await self._acomplete_with(
             resolved, model=model, metadata=chain.metadata(), **call
         )
-        while (after := await run_db(chain.next, result.error)) is not None:
+        while (after := await _anext(chain, result.error)) is not None:
             result = await self._acomplete_with(
                 after, model=None, metadata=chain.metadata(), **call
             )
@@ -569,6 +569,22 @@ def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallbac
     return fallback.Chain(
         service.tenant_id, resolved, forced=not service._fallbacks, metadata=metadata
     )
+
+
+async def _achain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
+    """`_chain` on the loop when its policy is cached (the common case), else on a thread:
+    with warm caches a call takes a thread only for its admission and its usage row."""
+    forced = not service._fallbacks
+    if fallback.Chain.needs_query(service.tenant_id, resolved, forced=forced):
+        return await run_db(_chain, service, resolved, metadata)
+    return _chain(service, resolved, metadata)
+
+
+async def _anext(chain: fallback.Chain, error):
+    """`chain.next(error)`, on a thread only when a fallback may follow (it may query)."""
+    if not chain.may_fall_back(error):
+        return None
+    return await run_db(chain.next, error)
 
 
 def _prompt_messages(prompt, system, max_tokens) -> list[dict]:
