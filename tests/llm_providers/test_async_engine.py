@@ -367,3 +367,39 @@ def test_an_answered_call_whose_client_leaves_while_its_row_waits_for_a_thread_k
     row = UsageLog.objects.get()  # the provider answered: the call is accounted
     assert row.success is True
     assert row.completion_tokens > 0
+
+
+def test_calls_cancelled_because_their_clients_left_never_open_the_breaker(
+    raw_server, local_config_for, settings
+):
+    """A load's clients leaving at once (1,024 cancelled calls) is no provider failure:
+    counted as connection errors they opened the breaker and the next calls were refused."""
+    from llm_providers.limits import breaker
+
+    settings.LLM_BREAKER_FAILURES = 2
+    got_request = threading.Semaphore(0)
+
+    def hold(conn):
+        read_request(conn)
+        got_request.release()
+        conn.settimeout(10)
+        conn.recv(1)
+
+    server = raw_server(hold)
+    local_config_for(server.url())
+
+    async def scenario():
+        for _ in range(3):
+            task = asyncio.ensure_future(LLMService("tenant_123").achat(MESSAGES))
+            assert await asyncio.to_thread(got_request.acquire, True, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await aclose_sessions()
+
+    async_to_sync(scenario)()
+
+    assert UsageLog.objects.filter(metadata__cancelled=True).count() == 3
+    key = breaker.breaker_key(LLMService("tenant_123").resolve())
+    assert breaker.allow(key) == (True, None)
+    assert breaker.state(key)["state"] == breaker.CLOSED
