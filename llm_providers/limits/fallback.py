@@ -69,9 +69,7 @@ class Chain:
     @staticmethod
     def needs_query(tenant_id: str, first, *, forced: bool) -> bool:
         """Whether building a Chain would query (its policy is not cached)."""
-        return (
-            not forced and first.tenant_exists and cached_tenant_policy(tenant_id) is None
-        )
+        return not forced and first.tenant_exists and cached_tenant_policy(tenant_id) is None
 
     def next(self, error):
         """The next usable config's ResolvedConfig after `error`, or None: stop here."""
