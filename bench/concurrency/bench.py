@@ -626,6 +626,10 @@ def main_run(args) -> int:
                 "ALLOWED_HOSTS": "127.0.0.1,localhost",
                 "LLM_VALIDATE_ON_STARTUP": "false",
                 "LLM_MAX_RETRIES": "0",
+                # One tenant carries the whole load: the per-tenant default cap of open
+                # calls per process (issue 11, 8 by default) would measure the cap, not
+                # the server. An operator raises it the same way (or per tenant).
+                "LLM_DEFAULT_MAX_CONCURRENT": os.environ.get("LLM_DEFAULT_MAX_CONCURRENT", "0"),
                 "LOG_LEVEL": "WARNING",
                 "PYTHONPATH": str(sw_dir),
                 "BIND_ADDRESS": "127.0.0.1",

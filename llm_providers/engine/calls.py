@@ -162,7 +162,12 @@ class CallRecord:
         observability.record_call(self.observed, result, reported_model=reported_model)
         if error is not None:
             log_failure(self.service.tenant_id, resolved, self.model, self.endpoint, error)
-        breaker.record(self.breaker_key, error.type if error is not None else None)
+        # A call cancelled because its client left says nothing about the provider: it is
+        # neither a failure nor a success for the breaker. (Counted as a connection error,
+        # the 1,024 calls a load's clients drop at once opened the breaker, and the next
+        # calls were all refused.)
+        if not (extra_metadata or {}).get("cancelled"):
+            breaker.record(self.breaker_key, error.type if error is not None else None)
         if not resolved.tenant_exists:
             return result
         meta = dict(self.metadata or {})

@@ -39,7 +39,7 @@ from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
 from ..transport import asend as atransport
 from ..transport import send as transport
-from .aio import run_db
+from .aio import run_db, run_db_to_end
 from .arguments import (
     check_common,
     check_max_tokens,
@@ -373,12 +373,12 @@ class LLMService:
         check_options(options)
         extra = chat_extra(extra, tools, tool_choice, response_format)
         resolved = await self.aresolve()
-        chain = await run_db(_chain, self, resolved, metadata)
+        chain = await _achain(self, resolved, metadata)
         call = dict(messages=list(messages), max_tokens=max_tokens, temperature=temperature)
         call.update(endpoint=endpoint, extra=extra, options=options)
         stream = await self._astart_stream(resolved, model=model, metadata=chain.metadata(), **call)
         # Fallbacks only before the first byte, as in stream_chat.
-        while (after := await run_db(chain.next, stream.error)) is not None:
+        while (after := await _anext(chain, stream.error)) is not None:
             stream = await self._astart_stream(after, model=None, metadata=chain.metadata(), **call)
         return stream
 
@@ -501,12 +501,12 @@ class LLMService:
                 error = unsupported_error(exc)
         if error is not None:
             stream = AsyncChatStream(call, None, None, error=error)
-            stream.result = await run_db(call.finish, error=error)
+            stream.result = await run_db_to_end(call.finish, error=error)
             return stream
         outcome = await _cancellable(call, _asend(resolved, spec, options))
         stream = AsyncChatStream(call, outcome, resolved.adapter)
         if stream.error is not None:
-            stream.result = await run_db(call.finish, error=stream.error)
+            stream.result = await run_db_to_end(call.finish, error=stream.error)
         return stream
 
     async def _acomplete(
@@ -525,13 +525,13 @@ class LLMService:
         check_common(model, temperature, endpoint, metadata)
         check_options(options)
         resolved = await self.aresolve()
-        chain = await run_db(_chain, self, resolved, metadata)
+        chain = await _achain(self, resolved, metadata)
         call = dict(messages=messages, max_tokens=max_tokens, temperature=temperature)
         call.update(endpoint=endpoint, extra=extra, options=options, result_class=result_class)
         result = await self._acomplete_with(
             resolved, model=model, metadata=chain.metadata(), **call
         )
-        while (after := await run_db(chain.next, result.error)) is not None:
+        while (after := await _anext(chain, result.error)) is not None:
             result = await self._acomplete_with(
                 after, model=None, metadata=chain.metadata(), **call
             )
@@ -555,22 +555,38 @@ class LLMService:
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         call.result_class = result_class
         if not resolved.usable:
-            return await run_db(call.finish, error=resolved.error)
+            return await run_db_to_end(call.finish, error=resolved.error)
         refused = await run_db(call.admit, max_tokens)
         if refused is not None:
-            return await run_db(call.finish, error=refused)
+            return await run_db_to_end(call.finish, error=refused)
         try:
             spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
         except UnsupportedFeature as exc:
-            return await run_db(call.finish, error=unsupported_error(exc))
+            return await run_db_to_end(call.finish, error=unsupported_error(exc))
         outcome = await _cancellable(call, _asend(resolved, spec, options))
-        return await run_db(finish_chat, call, outcome)
+        return await run_db_to_end(finish_chat, call, outcome)
 
 
 def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
     return fallback.Chain(
         service.tenant_id, resolved, forced=not service._fallbacks, metadata=metadata
     )
+
+
+async def _achain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
+    """`_chain` on the loop when its policy is cached (the common case), else on a thread:
+    with warm caches a call takes a thread only for its admission and its usage row."""
+    forced = not service._fallbacks
+    if fallback.Chain.needs_query(service.tenant_id, resolved, forced=forced):
+        return await run_db(_chain, service, resolved, metadata)
+    return _chain(service, resolved, metadata)
+
+
+async def _anext(chain: fallback.Chain, error):
+    """`chain.next(error)`, on a thread only when a fallback may follow (it may query)."""
+    if not chain.may_fall_back(error):
+        return None
+    return await run_db(chain.next, error)
 
 
 def _prompt_messages(prompt, system, max_tokens) -> list[dict]:
@@ -640,15 +656,9 @@ async def _cancellable(call: CallRecord, sending):
     try:
         return await sending
     except asyncio.CancelledError:
-        write = asyncio.ensure_future(
-            run_db(
-                call.finish,
-                error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
-                extra_metadata={"client_disconnected": True, "cancelled": True},
-            )
+        await run_db_to_end(
+            call.finish,
+            error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+            extra_metadata={"client_disconnected": True, "cancelled": True},
         )
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            pass
         raise

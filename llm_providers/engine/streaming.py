@@ -39,7 +39,7 @@ from ..providers.base import (
 from ..transport import watchdog
 from ..transport.attempts import MAX_BODY_BYTES, stream_end
 from ..transport.errors import transport_error
-from .aio import run_db
+from .aio import run_db_to_end
 from .calls import CallRecord
 from .results import CompletionResult
 
@@ -391,15 +391,7 @@ class AsyncChatStream(_StreamRecord):
         self._closing = True  # once, even when the write raises
         if self._response is not None:
             self._response.close()  # at once: the provider sees the stream end
-        kwargs = self._finish_kwargs()
-        task = asyncio.ensure_future(run_db(self._call.finish, **kwargs))
-        try:
-            self.result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # Cancelled again while writing: the write goes on; take its result if ready.
-            if task.done() and not task.cancelled():
-                self.result = task.result()
-            raise
+        self.result = await run_db_to_end(self._call.finish, **self._finish_kwargs())
 
 
 def _loop_deadline(loop, end: float | None) -> float | None:

@@ -20,6 +20,7 @@ The database being down or failing usage writes is answered with a 503 before an
 provider is called (`_database_refusal`).
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -152,9 +153,17 @@ class RelayResponse(StreamingHttpResponse):
     request, closes the upstream connection and writes the usage row deterministically.
     """
 
-    def __init__(self, source, **kwargs):
+    def __init__(self, source, stream=None, **kwargs):
         super().__init__(source, **kwargs)
         self._source = source
+        if stream is not None:
+            # A client that leaves before the relay starts (or while it waits to send)
+            # never runs the generators' `finally`: the stream, already answered by the
+            # provider, would keep no row (seen in the bench: streams without rows). Django
+            # calls close() after every request, also an aborted one, on a pooled thread:
+            # hand the stream's close to the loop then (a no-op once its row is written).
+            loop = asyncio.get_running_loop()
+            self._resource_closers.append(lambda: _close_soon(loop, stream))
 
     async def __aiter__(self):
         try:
@@ -162,6 +171,11 @@ class RelayResponse(StreamingHttpResponse):
                 yield part
         finally:
             await self._source.aclose()
+
+
+def _close_soon(loop, stream) -> None:
+    if stream.result is None and not loop.is_closed():
+        asyncio.run_coroutine_threadsafe(stream.aclose(), loop)
 
 
 def _under_wsgi(request) -> bool:
@@ -230,7 +244,7 @@ async def _chat_completions(request, started):
         return provider_error_response(stream.error), provider_ms
     model = stream.model  # the attempt that streams (after any fallback)
     response = RelayResponse(
-        wire.asse_events(stream, chat, model), content_type="text/event-stream"
+        wire.asse_events(stream, chat, model), stream, content_type="text/event-stream"
     )
     response["Cache-Control"] = "no-cache"
     response["x-switchyard-provider"] = stream.provider

@@ -19,7 +19,7 @@ import uuid
 from tenants.context import current_request_id
 
 from .breaker import TRANSIENT
-from .policy import tenant_policy
+from .policy import cached_tenant_policy, tenant_policy
 
 
 def chain_configs(tenant_id: str) -> list:
@@ -61,9 +61,19 @@ class Chain:
             meta["fallback_from"] = str(self.fallback_from)
         return meta
 
+    def may_fall_back(self, error) -> bool:
+        """Whether `next(error)` could return anything (no query: the async path asks
+        this on the loop and takes a thread only when it may)."""
+        return error is not None and error.type in TRANSIENT and self.active
+
+    @staticmethod
+    def needs_query(tenant_id: str, first, *, forced: bool) -> bool:
+        """Whether building a Chain would query (its policy is not cached)."""
+        return not forced and first.tenant_exists and cached_tenant_policy(tenant_id) is None
+
     def next(self, error):
         """The next usable config's ResolvedConfig after `error`, or None: stop here."""
-        if error is None or error.type not in TRANSIENT or not self.active:
+        if not self.may_fall_back(error):
             return None
         from ..engine.resolution import resolve_config
 

@@ -182,6 +182,15 @@ def tenant_policy(tenant_id: str) -> TenantPolicy:
     return policy
 
 
+def cached_tenant_policy(tenant_id: str) -> "TenantPolicy | None":
+    """`tenant_policy` when it is cached and fresh, else None: never a query (the async
+    path asks this on the loop and goes to a thread only on a miss)."""
+    hit = _cache.get(tenant_id, _MISSING)
+    if hit is not _MISSING and hit[0] > time.monotonic():
+        return hit[1]
+    return None
+
+
 def _load(tenant_id: str) -> TenantPolicy:
     from django.db.models import Exists, OuterRef
 

@@ -8,6 +8,7 @@ share. Tests check it agrees with the ORM. It sends no pre_save/post_save signal
 """
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -29,6 +30,8 @@ from . import spool
 WRITE_RETRY_WAITS = (0.05, 0.2, 0.5)
 
 logger = logging.getLogger(__name__)
+
+_sqlite_writer = threading.Lock()  # one usage INSERT at a time per process on SQLite
 
 _insert_sql: dict[tuple[str, bool], tuple[str, bool]] = {}
 _INSERT_FIELDS = [f for f in UsageLog._meta.concrete_fields if not f.primary_key]
@@ -99,7 +102,17 @@ def save_usage_row_durably(row: UsageLog) -> int | None:
         return save_usage_row(row)
     for wait in (*WRITE_RETRY_WAITS, None):
         try:
-            pk = save_usage_row(row)
+            if conn.vendor == "sqlite":
+                # SQLite takes one writer at a time; the others spin in its busy handler,
+                # which sleeps 1, 2, 5 … 100 ms between tries. With 32 pooled threads per
+                # process all inserting, that backoff was the throughput ceiling (py-spy:
+                # most samples in the INSERT). Queued on this lock instead, a process's
+                # writers go one by one, each woken the moment the previous one is done;
+                # only the other processes' writers still meet the busy handler.
+                with _sqlite_writer:
+                    pk = save_usage_row(row)
+            else:
+                pk = save_usage_row(row)
         except (OperationalError, InterfaceError) as exc:
             spool.note_failure()
             logger.warning("usage write failed (%s)", type(exc).__name__)

@@ -316,3 +316,90 @@ def test_an_async_stream_closed_early_records_an_estimate(httpserver, local_conf
     assert row.metadata["completion_tokens_estimated"] is True
     assert row.completion_tokens == 1  # "one " is 4 characters: about one token
     assert result.usage_log_id == row.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answered_call_whose_client_leaves_while_its_row_waits_for_a_thread_keeps_it(
+    httpserver, local_config_for
+):
+    """The money bug of issue 9: under load every pooled thread is busy, the provider has
+    answered, the row's INSERT waits for a thread, and the client leaves. The cancelled
+    wait must not cancel the write (it did: the queued call never ran, no row)."""
+    from asgiref.sync import ThreadSensitiveContext
+
+    from config.serving.threads import StickyThreadPool, _PerCall
+
+    pool = StickyThreadPool(1)  # the server's pool, one thread: easy to keep busy
+    holder = pool.lease()
+    busy, free = threading.Event(), threading.Event()
+
+    def hold_the_only_thread():
+        busy.set()
+        free.wait(10)
+
+    def answer(request):
+        # The provider answers only once the pool's only thread is taken by someone else.
+        holder.submit(hold_the_only_thread)
+        assert busy.wait(10)
+        return Response(json.dumps(openai_reply("Paid for.")), mimetype="application/json")
+
+    httpserver.expect_request(CHAT, method="POST").respond_with_handler(answer)
+    local_config_for(httpserver.url_for("/v1"))
+
+    async def scenario():
+        async with ThreadSensitiveContext(executor=_PerCall(pool)):
+            task = asyncio.ensure_future(LLMService("tenant_123").achat(MESSAGES))
+            deadline = time.monotonic() + 10
+            while not pool._waiting:  # the row's INSERT queued behind the busy thread
+                assert time.monotonic() < deadline and not task.done()
+                await asyncio.sleep(0.005)
+            task.cancel()  # the client leaves
+            for _ in range(10):  # loop turns (not time): the task takes its cancellation
+                await asyncio.sleep(0)
+            free.set()
+            holder.release()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await aclose_sessions()
+
+    async_to_sync(scenario)()
+
+    row = UsageLog.objects.get()  # the provider answered: the call is accounted
+    assert row.success is True
+    assert row.completion_tokens > 0
+
+
+def test_calls_cancelled_because_their_clients_left_never_open_the_breaker(
+    raw_server, local_config_for, settings
+):
+    """A load's clients leaving at once (1,024 cancelled calls) is no provider failure:
+    counted as connection errors they opened the breaker and the next calls were refused."""
+    from llm_providers.limits import breaker
+
+    settings.LLM_BREAKER_FAILURES = 2
+    got_request = threading.Semaphore(0)
+
+    def hold(conn):
+        read_request(conn)
+        got_request.release()
+        conn.settimeout(10)
+        conn.recv(1)
+
+    server = raw_server(hold)
+    local_config_for(server.url())
+
+    async def scenario():
+        for _ in range(3):
+            task = asyncio.ensure_future(LLMService("tenant_123").achat(MESSAGES))
+            assert await asyncio.to_thread(got_request.acquire, True, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await aclose_sessions()
+
+    async_to_sync(scenario)()
+
+    assert UsageLog.objects.filter(metadata__cancelled=True).count() == 3
+    key = breaker.breaker_key(LLMService("tenant_123").resolve())
+    assert breaker.allow(key) == (True, None)
+    assert breaker.state(key)["state"] == breaker.CLOSED
