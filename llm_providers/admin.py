@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -18,6 +19,7 @@ from tenants.admin import TenantSearchMixin, changelist_for_tenant, register_ten
 
 from .configs.services import llm_provider_service
 from .configs.testing import provider_configs_test
+from .limits.services import LIMIT_FIELDS, limits_set
 from .models import Endpoint, KeyStatus, ProviderConfig, TenantLLMLimits, UsageLog
 from .usage.dashboard import DashboardFilterForm, usage_dashboard
 from .usage.selectors import usage_stats_for_window
@@ -507,8 +509,26 @@ class UsageLogAdmin(TenantSearchMixin, admin.ModelAdmin):
 # tenants must not import llm_providers, so the inline is added to the tenant admin here.
 
 
+class _LimitsFormSet(BaseInlineFormSet):
+    """The inline's writes go through limits_set, which audits them (same transaction)."""
+
+    def save_new(self, form, commit=True):
+        return self._set(form)
+
+    def save_existing(self, form, obj, commit=True):
+        return self._set(form)
+
+    def delete_existing(self, obj, commit=True):
+        limits_set(tenant_id=obj.tenant_id, clear=True)
+
+    def _set(self, form):
+        values = {field: form.cleaned_data.get(field) for field in LIMIT_FIELDS}
+        return limits_set(tenant_id=self.instance.pk, **values)
+
+
 class TenantLLMLimitsInline(admin.StackedInline):
     model = TenantLLMLimits
+    formset = _LimitsFormSet
     can_delete = True
     max_num = 1
     extra = 0

@@ -5,7 +5,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
-from tenants.models import Tenant
+from tenants import get_tenant_model
+from tenants.context import acting_as, command_actor
 
 from ...limits.services import limits_set
 
@@ -61,8 +62,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--clear", action="store_true", help="remove every limit")
 
-    def handle(self, *args, tenant_id, clear, **options):
-        if not Tenant.objects.filter(pk=tenant_id).exists():
+    def handle(self, *args, **options):
+        # Audit events written by this command name it as their actor.
+        with acting_as(command_actor(__name__)):
+            self._handle(**options)
+
+    def _handle(self, *, tenant_id, clear, **options):
+        if not get_tenant_model().objects.filter(pk=tenant_id).exists():
             raise CommandError(f"No tenant {tenant_id!r}.")
         # Options not given are absent (SUPPRESS); "none" given is None: remove that limit.
         given = {field: options[option] for option, field in FIELDS if option in options}
