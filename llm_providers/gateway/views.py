@@ -21,6 +21,7 @@ provider is called (`_database_refusal`).
 """
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -157,13 +158,7 @@ class RelayResponse(StreamingHttpResponse):
         super().__init__(source, **kwargs)
         self._source = source
         if stream is not None:
-            # A client that leaves before the relay starts (or while it waits to send)
-            # never runs the generators' `finally`: the stream, already answered by the
-            # provider, would keep no row (seen in the bench: streams without rows). Django
-            # calls close() after every request, also an aborted one, on a pooled thread:
-            # hand the stream's close to the loop then (a no-op once its row is written).
-            loop = asyncio.get_running_loop()
-            self._resource_closers.append(lambda: _close_soon(loop, stream))
+            _close_when_request_ends(stream)
 
     async def __aiter__(self):
         try:
@@ -173,9 +168,32 @@ class RelayResponse(StreamingHttpResponse):
             await self._source.aclose()
 
 
-def _close_soon(loop, stream) -> None:
-    if stream.result is None and not loop.is_closed():
-        asyncio.run_coroutine_threadsafe(stream.aclose(), loop)
+_closing_streams: set = set()  # strong references to the close tasks until they end
+
+
+def _close_when_request_ends(stream) -> None:
+    """Close `stream` (writing its row) when the request's task ends, if nothing did.
+
+    A client that leaves while the response is still on its way out (a middleware's
+    thread hop, before the relay starts, or while it waits to send) cancels the request
+    before the relay's `finally` can run: the stream, already answered by the provider,
+    kept no row (the bench: ~200 of 2,300 streams at 1,024 open). The view runs in the
+    request's own task (Django's ASGI handler); once it ends, an unclosed stream is
+    closed here. A stream relayed to its end has written its row: then this is a no-op.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        return
+
+    def ended(_task) -> None:
+        if stream.result is None and not stream._closing:
+            # A fresh context: the request's thread-sensitive context has exited.
+            loop = asyncio.get_running_loop()
+            closing = loop.create_task(stream.aclose(), context=contextvars.Context())
+            _closing_streams.add(closing)
+            closing.add_done_callback(_closing_streams.discard)
+
+    task.add_done_callback(ended)
 
 
 def _under_wsgi(request) -> bool:

@@ -403,3 +403,41 @@ def test_calls_cancelled_because_their_clients_left_never_open_the_breaker(
     key = breaker.breaker_key(LLMService("tenant_123").resolve())
     assert breaker.allow(key) == (True, None)
     assert breaker.state(key)["state"] == breaker.CLOSED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_never_relayed_is_closed_with_its_row_when_the_request_task_ends(
+    httpserver, local_config_for
+):
+    """A /v1 client that leaves while the response is on its way out (before the relay
+    runs) cancels the request before anything iterates or closes the stream: the view
+    closes it when the request's task ends (gateway/views.py)."""
+    from llm_providers.gateway.views import _close_when_request_ends
+
+    httpserver.expect_request(CHAT, method="POST").respond_with_response(
+        Response(
+            'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
+            mimetype="text/event-stream",
+        )
+    )
+    local_config_for(httpserver.url_for("/v1"))
+
+    async def scenario():
+        async def request():
+            stream = await LLMService("tenant_123").astream_chat(MESSAGES)
+            _close_when_request_ends(stream)
+            return stream  # the response never reaches the relay
+
+        stream = await asyncio.ensure_future(request())
+        deadline = time.monotonic() + 10
+        while stream.result is None:  # closed by the task's done-callback
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        await aclose_sessions()
+        return stream.result
+
+    result = async_to_sync(scenario)()
+
+    row = UsageLog.objects.get()
+    assert result.usage_log_id == row.pk
+    assert row.metadata["client_disconnected"] is True
