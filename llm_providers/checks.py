@@ -127,7 +127,8 @@ def check_string_settings(app_configs=None, **kwargs) -> list[Error]:
         names += [n for n in (adapter.key_setting, adapter.base_url_setting) if n]
     errors = []
     for name in dict.fromkeys(names):
-        value = getattr(settings, name, None)
+        # Absent is unset (a host project defines only the providers it uses).
+        value = getattr(settings, name, "")
         if not isinstance(value, str):
             errors.append(
                 Error(

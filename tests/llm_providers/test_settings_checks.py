@@ -178,3 +178,12 @@ def test_manage_check_refuses_an_unknown_validation_mode(tmp_path):
 
     assert result.returncode != 0
     assert "llm_providers.E004" in result.stderr and "LLM_VALIDATION_MODE" in result.stderr
+
+
+def test_a_provider_setting_a_host_project_never_defined_is_unset_not_an_error(settings):
+    # A host project defines only the providers it uses: an absent GEMINI_API_KEY is
+    # "unset" (the package check's fresh project found this).
+    from llm_providers.checks import check_string_settings
+
+    del settings.GEMINI_API_KEY
+    assert check_string_settings() == []
