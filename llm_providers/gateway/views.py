@@ -216,6 +216,20 @@ async def chat_completions(request):
     return response
 
 
+def parse_chat(request):
+    """(the parsed chat request, None) or (None, its 4xx answer, or the 503 while usage
+    writes fail); shared by the async view and its WSGI twin."""
+    try:
+        chat = wire.parse_chat_request(request.body)
+    except RequestDataTooBig:
+        return None, error_response(
+            413, "The request body is too large.", "invalid_request_error", "request_too_large"
+        )
+    except wire.BadRequest as exc:
+        return None, error_response(400, exc.message, "invalid_request_error", exc.code, exc.param)
+    return chat, _database_refusal()
+
+
 async def _chat_completions(request, started):
     if request.method != "POST":
         return _method_not_allowed("POST"), None
@@ -223,16 +237,7 @@ async def _chat_completions(request, started):
     if denied is not None:
         return denied, None
     request.llm_tenant_id = tenant_id
-    try:
-        chat = wire.parse_chat_request(request.body)
-    except RequestDataTooBig:
-        return error_response(
-            413, "The request body is too large.", "invalid_request_error", "request_too_large"
-        ), None
-    except wire.BadRequest as exc:
-        return error_response(400, exc.message, "invalid_request_error", exc.code, exc.param), None
-
-    refused = _database_refusal()
+    chat, refused = parse_chat(request)
     if refused is not None:
         return refused, None
     try:

@@ -10,7 +10,6 @@ rules (attempts.py), answers and usage rows, on a thread per request as before.
 import json
 import time
 
-from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -18,11 +17,11 @@ from . import wire
 from .errors import error_response, provider_error_response
 from .views import (
     JSON,
-    _database_refusal,
     _database_unavailable,
     _method_not_allowed,
     _server_timing,
     authenticate,
+    parse_chat,
     rate_limit_headers,
 )
 
@@ -43,16 +42,7 @@ def _chat_completions_wsgi(request, started):
     if denied is not None:
         return denied, None
     request.llm_tenant_id = tenant_id
-    try:
-        chat = wire.parse_chat_request(request.body)
-    except RequestDataTooBig:
-        return error_response(
-            413, "The request body is too large.", "invalid_request_error", "request_too_large"
-        ), None
-    except wire.BadRequest as exc:
-        return error_response(400, exc.message, "invalid_request_error", exc.code, exc.param), None
-
-    refused = _database_refusal()
+    chat, refused = parse_chat(request)
     if refused is not None:
         return refused, None
     try:
