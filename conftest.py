@@ -66,3 +66,14 @@ def _fresh_llm_policy_cache():
     policy.forget()
     yield
     policy.forget()
+
+
+@pytest.fixture(autouse=True)
+def _usage_writer_stopped():
+    """A test's usage rows outside its transaction (transactional tests) go through the
+    process's writer thread (llm_providers/usage/writer.py): stop it after the test, so its
+    database connection never outlives the test's database state (nor the test database)."""
+    yield
+    from llm_providers.usage.writer import writer
+
+    writer.stop()

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.db import IntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -104,10 +105,17 @@ def maybe_replay() -> None:
         logger.warning("usage spool replay failed", exc_info=True)
 
 
+def _set_aside(line: str) -> None:
+    rejected = spool_dir() / f"rejected-{os.getpid()}.jsonl.rejected"
+    with open(rejected, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.error("usage spool: a row the database refuses for good set aside in %s", rejected)
+
+
 def replay() -> int:
     """Insert every spooled row; returns how many went in."""
-    from .writes import insert_spooled_row
-
     inserted = 0
     for path in pending_files():
         claimed = path.with_suffix(f".claimed-{uuid.uuid4().hex}")
@@ -115,20 +123,8 @@ def replay() -> int:
             path.rename(claimed)
         except FileNotFoundError:
             continue  # another process claimed it
-        lines = claimed.read_text(encoding="utf-8").splitlines()
-        rest = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                insert_spooled_row(json.loads(line))
-            except json.JSONDecodeError:
-                logger.error("usage spool: dropping an unreadable line in %s", path.name)
-                continue
-            except Exception:
-                rest = lines[i:]
-                break
-            inserted += 1
+        done, rest = _replay_lines(claimed.read_text(encoding="utf-8").splitlines(), path)
+        inserted += done
         if rest:
             back = spool_dir() / f"usage-{os.getpid()}-{uuid.uuid4().hex}.jsonl"
             back.write_text("\n".join(rest) + "\n", encoding="utf-8")
@@ -139,3 +135,28 @@ def replay() -> int:
     if inserted:
         logger.info("usage spool: %d row(s) written back to the database", inserted)
     return inserted
+
+
+def _replay_lines(lines: list[str], path: Path) -> tuple[int, list[str]]:
+    """(rows inserted, the lines left for later when the database refused again)."""
+    from .writes import insert_spooled_row
+
+    inserted = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            insert_spooled_row(json.loads(line))
+        except json.JSONDecodeError:
+            logger.error("usage spool: dropping an unreadable line in %s", path.name)
+            continue
+        except IntegrityError:
+            # This row can never go in (its tenant was deleted meanwhile): set aside for
+            # an operator, not retried, so that it cannot hold back the rows behind it.
+            _set_aside(line)
+            continue
+        except Exception as exc:  # the database refused again: keep the rest for later
+            logger.warning("usage spool: replay stopped (%s)", type(exc).__name__)
+            return inserted, lines[i:]
+        inserted += 1
+    return inserted, []
