@@ -61,11 +61,13 @@ def keep_signal_handlers():
 def _fresh_llm_policy_cache():
     """Tenant ids repeat across tests and rolled-back rows send no signals: forget each
     process-wide per-tenant limits entry (llm_providers.limits.policy) between tests."""
-    from llm_providers.limits import policy
+    from llm_providers.limits import breaker, policy
 
     policy.forget()
+    breaker.forget_local()
     yield
     policy.forget()
+    breaker.forget_local()
 
 
 @pytest.fixture(autouse=True)

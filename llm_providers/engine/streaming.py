@@ -39,7 +39,6 @@ from ..providers.base import (
 from ..transport import watchdog
 from ..transport.attempts import MAX_BODY_BYTES, stream_end
 from ..transport.errors import transport_error
-from .aio import run_db_to_end
 from .calls import CallRecord
 from .results import CompletionResult
 
@@ -391,7 +390,7 @@ class AsyncChatStream(_StreamRecord):
         self._closing = True  # once, even when the write raises
         if self._response is not None:
             self._response.close()  # at once: the provider sees the stream end
-        self.result = await run_db_to_end(self._call.finish, **self._finish_kwargs())
+        self.result = await self._call.afinish(**self._finish_kwargs())
 
 
 def _loop_deadline(loop, end: float | None) -> float | None:

@@ -8,6 +8,7 @@ is cached per process (policy.py); reconciliation rebuilds counters from usage r
 from .admission import (
     Admission,
     admit,
+    admits_without_io,
     headers_for_tenant,
     needs_headers,
     rate_limit_headers,
@@ -17,6 +18,7 @@ from .admission import (
 __all__ = [
     "Admission",
     "admit",
+    "admits_without_io",
     "headers_for_tenant",
     "needs_headers",
     "rate_limit_headers",

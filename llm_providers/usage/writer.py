@@ -20,7 +20,7 @@ import logging
 import os
 import queue
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from django.db import connections, router
 
@@ -121,12 +121,12 @@ class UsageWriter:
         except BaseException as exc:  # each caller gets the write's own error
             logger.exception("usage writer: a batch of %d row(s) failed", len(batch))
             for _, future in batch:
-                future.set_exception(exc)
+                _settle(future, exception=exc)
             return
         self.batches += 1
         self.rows += len(batch)
         for (_, future), pk in zip(batch, ids, strict=True):
-            future.set_result(pk)
+            _settle(future, result=pk)
 
     @staticmethod
     def _close_connection() -> None:
@@ -136,6 +136,18 @@ class UsageWriter:
             connections[router.db_for_write(UsageLog)].close()
         except Exception:  # closing a broken connection must not end the writer
             logger.warning("usage writer: could not close its connection", exc_info=True)
+
+
+def _settle(future: Future, *, result=None, exception=None) -> None:
+    """Resolve a caller's future; one its caller cancelled is left so (its row is written
+    all the same: a row is never dropped because nobody waits for it any more)."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 writer = UsageWriter()

@@ -42,7 +42,12 @@ MAX_ROWS_PER_INSERT = 64
 _INSERT_FIELDS = [f for f in UsageLog._meta.concrete_fields if not f.primary_key]
 
 
-def write_usage(
+def write_usage(**fields) -> int | None:
+    """Write one call's usage row (see `usage_row` for the fields); its id, None if spooled."""
+    return save_usage_row_durably(usage_row(**fields))
+
+
+def usage_row(
     *,
     tenant_id,
     resolved,
@@ -55,7 +60,8 @@ def write_usage(
     error,
     status_code,
     metadata,
-) -> int:
+) -> UsageLog:
+    """One call's usage row, unsaved."""
     tokens = usage or TokenUsage()
     row = UsageLog(
         tenant_id=tenant_id,
@@ -81,7 +87,7 @@ def write_usage(
     # NUL, which PostgreSQL's text and jsonb cannot store (issue 15.6).
     row.model = without_nul(row.model)
     row.error_message = without_nul(row.error_message)
-    return save_usage_row_durably(row)
+    return row
 
 
 def without_nul(value):
