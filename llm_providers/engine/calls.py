@@ -4,7 +4,6 @@ Plain functions and one bookkeeping class, so that a second (async) transport ca
 every rule: the service builds the request here, sends it, and hands the outcome back.
 """
 
-import asyncio
 import logging
 import time
 
@@ -60,17 +59,19 @@ class CallRecord:
         )
         self.admission = None  # llm_providers.limits: the call's reservation, if any
         self.breaker_key = None  # the config whose circuit breaker counts this attempt
+        self._breaker_settled = False  # afinish found nothing for the breaker to record
 
-    def admit(self, max_tokens) -> ProviderError | None:
+    def admit(self, max_tokens, *, on_loop=None) -> ProviderError | None:
         """Switchyard's own limits (SPEC §14): reserve the call's worst case, or refuse it.
 
         The one admission call site of the engine; `finish` settles it. The config's
         circuit breaker is asked first: an open breaker skips the config (no provider call,
-        no reservation).
+        no reservation). `on_loop`: the tenant's policy (known to set no limits) when the
+        breaker is known closed too, as `aadmit` found them: nothing is looked up again.
         """
         resolved = self.resolved
         key = breaker.breaker_key(resolved)
-        allowed, wait = breaker.allow(key)
+        allowed, wait = (True, None) if on_loop is not None else breaker.allow(key)
         if not allowed:
             return ProviderError(
                 ErrorType.OVERLOADED,
@@ -87,22 +88,23 @@ class CallRecord:
             messages=self.messages,
             max_tokens=max_tokens,
             metadata=resolved.metadata,
+            policy=on_loop,
         )
         return self.admission.error if self.admission is not None else None
 
     async def aadmit(self, max_tokens) -> ProviderError | None:
         """`admit` for the async path: on the loop when it needs no I/O (the tenant known
-        to have no limits, the breaker known to be closed), else on a thread."""
-        if self._admits_on_loop():
-            return self.admit(max_tokens)
+        to have no limits, the breaker known to be closed), else on a thread. Decided once:
+        a cache entry expiring meanwhile must not turn into I/O on the loop."""
+        if on_server_pool():
+            policy = limits.cached_policy(self.service.tenant_id)
+            if (
+                policy is not None
+                and policy.limits is None
+                and breaker.known_clean(breaker.breaker_key(self.resolved))
+            ):
+                return self.admit(max_tokens, on_loop=policy)
         return await run_db(self.admit, max_tokens)
-
-    def _admits_on_loop(self) -> bool:
-        return (
-            on_server_pool()
-            and limits.admits_without_io(self.service.tenant_id)
-            and breaker.known_clean(breaker.breaker_key(self.resolved))
-        )
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
@@ -132,14 +134,14 @@ class CallRecord:
         result, row = self.conclude(**outcome)
         if row is not None:
             try:
-                result.usage_log_id = await to_end(
-                    asyncio.wrap_future(writer.submit(usage_row(**row)))
-                )
+                result.usage_log_id = await to_end(writer.asubmit(usage_row(**row)))
             finally:
                 limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
         return result
 
     def _finishes_on_loop(self, error, extra_metadata) -> bool:
+        """Decided once: a success is then not recorded again by a breaker known closed
+        (its trust expiring meanwhile must not turn into I/O on the loop)."""
         if not on_server_pool():
             return False
         admission = self.admission
@@ -147,7 +149,10 @@ class CallRecord:
             return False  # settling the hold is a backend write
         if (extra_metadata or {}).get("cancelled"):
             return True  # not counted by the breaker
-        return not breaker.record_needs_io(self.breaker_key, error.type if error else None)
+        if breaker.record_needs_io(self.breaker_key, error.type if error else None):
+            return False
+        self._breaker_settled = True  # nothing for the breaker to record
+        return True
 
     def conclude(
         self,
@@ -221,7 +226,7 @@ class CallRecord:
         # neither a failure nor a success for the breaker. (Counted as a connection error,
         # the 1,024 calls a load's clients drop at once opened the breaker, and the next
         # calls were all refused.)
-        if not (extra_metadata or {}).get("cancelled"):
+        if not (extra_metadata or {}).get("cancelled") and not self._breaker_settled:
             breaker.record(self.breaker_key, error.type if error is not None else None)
         if not resolved.tenant_exists:
             return result, None

@@ -8,17 +8,17 @@ is cached per process (policy.py); reconciliation rebuilds counters from usage r
 from .admission import (
     Admission,
     admit,
-    admits_without_io,
     headers_for_tenant,
     needs_headers,
     rate_limit_headers,
     settle,
 )
+from .policy import cached_policy
 
 __all__ = [
     "Admission",
     "admit",
-    "admits_without_io",
+    "cached_policy",
     "headers_for_tenant",
     "needs_headers",
     "rate_limit_headers",

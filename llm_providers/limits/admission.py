@@ -117,15 +117,6 @@ def headers_for_tenant(tenant_id: str) -> dict[str, str]:
     return rate_limit_headers(limits, get_backend().counters(tenant_id, w), w)
 
 
-def admits_without_io(tenant_id) -> bool:
-    """True when this process knows (no query) that the tenant has no limits: `admit` is
-    then at most the in-process concurrency slot, and `settle` releases just that."""
-    from .policy import cached_policy
-
-    policy = cached_policy(tenant_id)
-    return policy is not None and policy.limits is None
-
-
 def needs_headers(tenant_id) -> bool:
     """False when this process knows (no query) that the tenant has no request or token
     limit, so its answers carry no `x-ratelimit-*` headers; True when it must look."""
@@ -183,9 +174,13 @@ def admit(
     messages,
     max_tokens: int | None,
     metadata: dict | None,
+    policy=None,
 ) -> Admission | None:
-    """Reserve one call's worst case for `tenant_id`; None when there is nothing to do."""
-    limits = limits_for(tenant_id)
+    """Reserve one call's worst case for `tenant_id`; None when there is nothing to do.
+
+    `policy`: the tenant's policy as the caller already holds it (not looked up again).
+    """
+    limits = policy.limits if policy is not None else limits_for(tenant_id)
     local = (limits is None or limits.max_concurrent is None) and bool(
         settings.LLM_DEFAULT_MAX_CONCURRENT
     )

@@ -16,6 +16,7 @@ Rows written inside a caller's transaction (the test suite's, or a caller's `ato
 do not come here: they must share that transaction (writes.save_usage_row_durably).
 """
 
+import asyncio
 import logging
 import os
 import queue
@@ -52,6 +53,16 @@ class UsageWriter:
         future: Future = Future()
         self._ensure_running()
         self._queue.put((row, future))
+        return future
+
+    def asubmit(self, row) -> "asyncio.Future":
+        """`submit` for a coroutine: an asyncio future of the running loop. The writer
+        wakes each loop once per batch, not once per row (every wake-up is a write to the
+        loop's self-pipe)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._ensure_running()
+        self._queue.put((row, _LoopWaiter(loop, future)))
         return future
 
     def write(self, row) -> int | None:
@@ -120,13 +131,11 @@ class UsageWriter:
             ids = save_usage_rows_durably([row for row, _ in batch])
         except BaseException as exc:  # each caller gets the write's own error
             logger.exception("usage writer: a batch of %d row(s) failed", len(batch))
-            for _, future in batch:
-                _settle(future, exception=exc)
+            _resolve([(waiter, None, exc) for _, waiter in batch])
             return
         self.batches += 1
         self.rows += len(batch)
-        for (_, future), pk in zip(batch, ids, strict=True):
-            _settle(future, result=pk)
+        _resolve([(waiter, pk, None) for (_, waiter), pk in zip(batch, ids, strict=True)])
 
     @staticmethod
     def _close_connection() -> None:
@@ -138,15 +147,47 @@ class UsageWriter:
             logger.warning("usage writer: could not close its connection", exc_info=True)
 
 
-def _settle(future: Future, *, result=None, exception=None) -> None:
+class _LoopWaiter:
+    """An asyncio future and its loop: resolved from the writer thread in one callback."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop, future):
+        self.loop = loop
+        self.future = future
+
+
+def _resolve(outcomes: list) -> None:
+    """Give each waiter its id (or the error); asyncio ones in one callback per loop."""
+    by_loop: dict = {}
+    for waiter, pk, exc in outcomes:
+        if isinstance(waiter, _LoopWaiter):
+            by_loop.setdefault(waiter.loop, []).append((waiter.future, pk, exc))
+        else:
+            _settle(waiter, pk, exc)
+    for loop, pending in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, pending)
+        except RuntimeError:  # that loop is closed: nobody is left waiting there
+            pass
+
+
+def _settle_all(pending: list) -> None:
+    for future, pk, exc in pending:
+        _settle(future, pk, exc)
+
+
+def _settle(future, result, exception) -> None:
     """Resolve a caller's future; one its caller cancelled is left so (its row is written
     all the same: a row is never dropped because nobody waits for it any more)."""
+    if future.done():
+        return
     try:
         if exception is not None:
             future.set_exception(exception)
         else:
             future.set_result(result)
-    except InvalidStateError:
+    except InvalidStateError:  # a concurrent future cancelled meanwhile
         pass
 
 
