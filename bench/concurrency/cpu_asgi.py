@@ -43,6 +43,7 @@ def main() -> int:
     ap.add_argument("-c", type=int, default=256, help="requests open at once")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stream", action="store_true", help="streamed requests")
+    ap.add_argument("--chunks", type=int, default=20, help="content chunks per stream")
     ap.add_argument("--database-url", default="")
     ap.add_argument("--drop-middleware", default="", help="class names to leave out")
     ap.add_argument("--profile", type=int, default=0, help="then one block under cProfile: top N")
@@ -52,7 +53,7 @@ def main() -> int:
     port = free_port()
     standin = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("standin.py")), "--ports", str(port)]
-        + ["--delay", "0", "--chunks", "5", "--interval", "0"],
+        + ["--delay", "0", "--chunks", str(args.chunks), "--interval", "0"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
