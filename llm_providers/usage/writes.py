@@ -167,6 +167,13 @@ def _row_values(row: UsageLog) -> dict:
     return {f.attname: getattr(row, f.attname) for f in _INSERT_FIELDS}
 
 
+def spooled_row_stored(values: dict) -> bool:
+    """Whether a spooled row is in the database already (written back by a replay that
+    died before it removed its file)."""
+    spool_id = (values.get("metadata") or {}).get("spool_id")
+    return bool(spool_id) and UsageLog.objects.filter(metadata__spool_id=spool_id).exists()
+
+
 def insert_spooled_row(values: dict) -> int:
     """Write back one spooled row, keeping its created_at (and, as any row, without its
     config if that was deleted meanwhile)."""

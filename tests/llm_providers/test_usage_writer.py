@@ -249,3 +249,29 @@ def test_a_spooled_row_the_database_refuses_for_good_does_not_hold_back_the_othe
     assert spool.pending_files() == []
     (rejected,) = spool_dir.glob("*.rejected")
     assert json.loads(rejected.read_text())["tenant_id"] == "tenant_deleted_meanwhile"
+
+
+def test_a_replay_that_died_midway_is_taken_over_without_writing_a_row_twice(
+    tenant_id, spool_dir, monkeypatch
+):
+    def refused(rows):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(writes, "WRITE_RETRY_WAITS", ())
+    monkeypatch.setattr(writes, "save_usage_rows", refused)
+    writes.save_usage_rows_durably([_row(tenant_id, n) for n in (1, 2, 3)])
+    monkeypatch.undo()
+    # A replay claims the file, writes the first row back, and its process dies.
+    (spooled,) = spool.pending_files()
+    claimed = spooled.with_name(spooled.name.split(".")[0] + ".claimed-dead")
+    spooled.rename(claimed)
+    writes.insert_spooled_row(json.loads(claimed.read_text().splitlines()[0]))
+    assert spool.pending_files() == []  # a fresh claim is someone's replay in progress
+
+    monkeypatch.setattr(spool, "STALE_CLAIM_SECONDS", -1.0)  # …until it is stale
+    assert spool.replay() == 2
+
+    stored = UsageLog.objects.order_by("tokens_used")
+    assert [r.tokens_used for r in stored] == [1, 2, 3]  # each row once
+    assert len({r.metadata["spool_id"] for r in stored}) == 3
+    assert spool.pending_files() == []
