@@ -19,9 +19,10 @@ usage row says) fed by a different transport: `ChatStream` reads a requests resp
 """
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 import aiohttp
 import requests
@@ -353,6 +354,24 @@ class AsyncChatStream(_StreamRecord):
         return self._deltas()
 
     async def _deltas(self) -> AsyncIterator[StreamDelta]:
+        async with contextlib.aclosing(self._reads()) as reads:
+            async for read in reads:
+                for delta in read:
+                    yield delta
+
+    async def batches(self) -> AsyncIterator[list[StreamDelta]]:
+        """The deltas as they arrive, those of one network read together (a relay sends
+        them on in one write: under load, when several events wait in the socket, that is
+        one pass through the server's send path instead of one per event)."""
+        async with contextlib.aclosing(self._reads()) as reads:
+            async for read in reads:
+                batch = list(read)
+                if batch:
+                    yield batch
+
+    async def _reads(self) -> AsyncIterator[Iterable[StreamDelta]]:
+        """Per network read, the (lazy) deltas it holds; then the final delta. Each must
+        be consumed before the next read is asked for."""
         if self._response is None:
             return
         response = self._response
@@ -361,22 +380,18 @@ class AsyncChatStream(_StreamRecord):
             try:
                 async with asyncio.timeout_at(_loop_deadline(loop, self._end)):
                     async for chunk in response.content.iter_any():
-                        for delta in self._feed(chunk):
-                            yield delta
+                        yield self._feed(chunk)
                         if self._done:
                             break
                     else:
-                        for delta in self._finish_bytes():
-                            yield delta
+                        yield self._finish_bytes()
             except TimeoutError:
-                for delta in self._timed_out():
-                    yield delta
+                yield self._timed_out()
             except (aiohttp.ClientError, OSError) as exc:
-                for delta in self._broken(exc, str(response.url)):
-                    yield delta
+                yield self._broken(exc, str(response.url))
         finally:
             await self.aclose()
-        yield self._final_delta()
+        yield (self._final_delta(),)
 
     async def __aenter__(self):
         return self
