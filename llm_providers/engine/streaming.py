@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 
 import aiohttp
 import requests
@@ -369,7 +369,7 @@ class AsyncChatStream(_StreamRecord):
                 if batch:
                     yield batch
 
-    async def _reads(self) -> AsyncIterator[Iterable[StreamDelta]]:
+    async def _reads(self) -> AsyncGenerator[Iterable[StreamDelta], None]:
         """Per network read, the (lazy) deltas it holds; then the final delta. Each must
         be consumed before the next read is asked for."""
         if self._response is None:
