@@ -61,8 +61,21 @@ def keep_signal_handlers():
 def _fresh_llm_policy_cache():
     """Tenant ids repeat across tests and rolled-back rows send no signals: forget each
     process-wide per-tenant limits entry (llm_providers.limits.policy) between tests."""
-    from llm_providers.limits import policy
+    from llm_providers.limits import breaker, policy
 
     policy.forget()
+    breaker.forget_local()
     yield
     policy.forget()
+    breaker.forget_local()
+
+
+@pytest.fixture(autouse=True)
+def _usage_writer_stopped():
+    """A test's usage rows outside its transaction (transactional tests) go through the
+    process's writer thread (llm_providers/usage/writer.py): stop it after the test, so its
+    database connection never outlives the test's database state (nor the test database)."""
+    yield
+    from llm_providers.usage.writer import writer
+
+    writer.stop()

@@ -614,12 +614,15 @@ def main_run(args) -> int:
 
         if "switchyard" in targets:
             db = work / "switchyard.sqlite3"
+            # SWITCHYARD_DATABASE_URL (e.g. postgres://…): serve from that database instead
+            # of a throwaway SQLite file (the tenant is re-seeded from scratch there).
+            db_url = os.environ.get("SWITCHYARD_DATABASE_URL") or f"sqlite:///{db}"
             senv = {
                 **os.environ,
                 "DJANGO_SETTINGS_MODULE": "config.settings",
                 "SECRET_KEY": "bench-only-" + secrets.token_hex(24),
                 "FIELD_ENCRYPTION_KEY": _fernet_key(),
-                "DATABASE_URL": f"sqlite:///{db}",
+                "DATABASE_URL": db_url,
                 "CACHE_URL": f"filecache://{work / 'cache'}",
                 "DEBUG": "false",
                 "SECURE_SSL_REDIRECT": "false",
@@ -653,6 +656,8 @@ def main_run(args) -> int:
                 "/healthz",
             )
             t.db = db
+            t.db_url = db_url if db_url.startswith("postgres") else None
+            t.py = py
 
             def start_switchyard(t=t, senv=senv):
                 t.proc = procs.start(
@@ -698,6 +703,8 @@ def main_run(args) -> int:
                 return None
             # A stream whose client left is logged with `client_disconnected` in its
             # metadata (success or not): counted apart, it is not an answer the client got.
+            if t.db_url:
+                return _pg_rows(t.py, t.db_url)
             con = sqlite3.connect(f"file:{t.db}?mode=ro", uri=True, timeout=30)
             try:
                 got = con.execute(
@@ -844,8 +851,13 @@ def main_run(args) -> int:
                     cell["upstream"]["started_after_load"] = up1["started"] - after_load["started"]
                     if rows0 is not None:
                         cell["rows"] = {k: rows1[k] - rows0[k] for k in rows1}
+                        # One row per call that reached the provider: each answer's (complete,
+                        # or marked client_disconnected) and each call cancelled before any
+                        # answer because its client left (failed, `cancelled`).
                         cell["rows_equal_answers"] = (
-                            cell["rows"]["rows"] == cell["upstream"]["answered"]
+                            cell["rows"]["rows"] == cell["upstream"]["started"]
+                            and cell["rows"]["rows"] - cell["rows"]["failed"]
+                            <= cell["upstream"]["answered"]
                         )
                     result["cells"].append(cell)
                     log(_cell_line(cell))
@@ -885,6 +897,32 @@ def _fernet_key() -> str:
     import base64
 
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+_PG_ROWS = """
+import json, sys
+import psycopg
+left = "coalesce((metadata->>'client_disconnected')::boolean, false)"
+with psycopg.connect(sys.argv[1]) as con:
+    total, success, client_left = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE success), count(*) FILTER (WHERE " + left
+        + ") FROM llm_usage_logs WHERE tenant_id = 'bench_tenant'"
+    ).fetchone()
+    complete = con.execute(
+        "SELECT count(*) FROM llm_usage_logs WHERE tenant_id = 'bench_tenant' AND success"
+        " AND NOT " + left
+    ).fetchone()[0]
+print(json.dumps({"rows": total, "success": success, "failed": total - success,
+                  "client_left": client_left, "complete": complete}))
+"""
+
+
+def _pg_rows(py: str, url: str) -> dict:
+    """The rows() counts on PostgreSQL, with Switchyard's own venv (it has psycopg)."""
+    out = subprocess.run(
+        [py, "-c", _PG_ROWS, url], capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(out.stdout)
 
 
 def _git_head(path: Path) -> str:
@@ -941,7 +979,7 @@ def render(result) -> str:
         "| mode | open | target | req/s | % of direct | p50 / p99 s | added p50 / p99 s "
         "| 1st event p50 s | errors (timeouts) | /healthz p50 / p99 ms | RSS KB per open req "
         "| after the load "
-        "| usage rows = answers |",
+        "| one usage row per call |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in cells:
@@ -978,7 +1016,8 @@ def render(result) -> str:
         if "rows" in c:
             r = c["rows"]
             acc = (
-                f"{'yes' if c['rows_equal_answers'] else '**no**'}: {r['rows']} / {up['answered']}"
+                f"{'yes' if c['rows_equal_answers'] else '**no**'}: {r['rows']} rows / "
+                f"{up['started']} calls, {up['answered']} answered"
             )
             extra = []
             if up["started"] != up["answered"]:
@@ -1002,8 +1041,8 @@ def render(result) -> str:
             f"Switchyard over the whole run (warm-up included), counted after its SIGTERM stop: "
             f"{r['rows']} usage rows for {u['answered']} answers the stand-in gave "
             f"({u['started']} calls; {u.get('completed', '?')} answers sent in full, "
-            f"{u['abandoned']} cut off because Switchyard closed the connection) — rows = answers: "
-            f"**{'yes' if r['rows'] == u['answered'] else 'no'}**; "
+            f"{u['abandoned']} cut off because Switchyard closed the connection) — one row per "
+            f"call: **{'yes' if r['rows'] == u['started'] else 'no'}**; "
             f"{r['complete']} rows of complete answers, {r['client_left']} rows marked "
             f"`client_disconnected`, {r['failed']} failed rows; "
             f"restarts after a load: {acc['restarts']}.",

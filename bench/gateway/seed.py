@@ -34,6 +34,11 @@ def count() -> None:
             {
                 "success": rows.filter(success=True).count(),
                 "failed": rows.filter(success=False).count(),
+                # A client that leaves (wrk's time is up) cancels its call: a failed row
+                # marked client_disconnected, whose upstream may have answered already.
+                "client_left": rows.filter(
+                    success=False, metadata__client_disconnected=True
+                ).count(),
                 "endpoints": sorted(set(rows.values_list("endpoint", flat=True))),
             }
         )

@@ -23,6 +23,8 @@ from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext
 
+from llm_providers.engine.aio import reset_pool_mark, serve_on_pool
+
 
 class _Worker:
     """One long-lived thread running the calls it is handed, one at a time."""
@@ -191,12 +193,18 @@ class SyncViewThreads:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope.get("path", "").startswith(ASYNC_VIEW_PREFIXES):
-            async with ThreadSensitiveContext(executor=self.per_call):
-                return await self.app(scope, receive, send)
-        lease = self.pool.lease()
+        # No sync code of this request can run inside a caller's transaction: the async
+        # engine may hand its usage row to the writer thread from the loop (engine/aio.py).
+        marked = serve_on_pool()
         try:
-            async with ThreadSensitiveContext(executor=lease):
-                await self.app(scope, receive, send)
+            if scope.get("path", "").startswith(ASYNC_VIEW_PREFIXES):
+                async with ThreadSensitiveContext(executor=self.per_call):
+                    return await self.app(scope, receive, send)
+            lease = self.pool.lease()
+            try:
+                async with ThreadSensitiveContext(executor=lease):
+                    await self.app(scope, receive, send)
+            finally:
+                lease.release()
         finally:
-            lease.release()
+            reset_pool_mark(marked)

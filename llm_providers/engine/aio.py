@@ -19,11 +19,37 @@ waits for the write to finish and then goes on.
 
 The async methods reach the database at most twice: the tenant's resolution (once per
 service instance, or never with the /v1 cache warm) and the usage row at the end.
+
+`on_server_pool()` says whether this request is served by the ASGI server's pooled
+threads (config/serving/threads.py sets it). There, no sync code of the request can be
+inside a caller's transaction, so a call that needs no other I/O hands its usage row to
+the process's writer thread (usage/writer.py) straight from the loop and awaits it: no
+thread of the pool is taken at all. Elsewhere (tests, `async_to_sync` callers, whose
+sync work runs on a thread that may hold a transaction) the row is written on that
+thread, as before.
 """
 
 import asyncio
+import contextvars
 
 from asgiref.sync import sync_to_async
+
+_on_server_pool: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "switchyard_on_server_pool", default=False
+)
+
+
+def on_server_pool() -> bool:
+    return _on_server_pool.get()
+
+
+def serve_on_pool() -> contextvars.Token:
+    """Mark the current context (one ASGI request) as served by the server's thread pool."""
+    return _on_server_pool.set(True)
+
+
+def reset_pool_mark(token: contextvars.Token) -> None:
+    _on_server_pool.reset(token)
 
 
 async def run_db(fn, /, *args, **kwargs):
@@ -33,7 +59,13 @@ async def run_db(fn, /, *args, **kwargs):
 async def run_db_to_end(fn, /, *args, **kwargs):
     """`run_db` that a cancellation cannot stop: the call runs to its end, then the
     cancellation (if any) is raised."""
-    task = asyncio.ensure_future(run_db(fn, *args, **kwargs))
+    return await to_end(run_db(fn, *args, **kwargs))
+
+
+async def to_end(awaitable):
+    """Await `awaitable` to its end even when the awaiting task is cancelled, then raise
+    the cancellation (if any)."""
+    task = asyncio.ensure_future(awaitable)
     cancelled = False
     while True:
         try:

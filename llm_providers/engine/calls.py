@@ -17,7 +17,9 @@ from ..limits import breaker
 from ..providers.base import BadResponse, HttpRequestSpec, TokenUsage, parse_json
 from ..transport.send import HttpResult
 from ..usage.pricing import ZERO, cost_usd
-from ..usage.writes import write_usage
+from ..usage.writer import writer
+from ..usage.writes import usage_row, write_usage
+from .aio import on_server_pool, run_db, run_db_to_end, to_end
 from .options import CallLimits, CallOptions
 from .resolution import ResolvedConfig
 from .results import ChatResult, CompletionResult, ModelListResult, ToolCall
@@ -57,17 +59,19 @@ class CallRecord:
         )
         self.admission = None  # llm_providers.limits: the call's reservation, if any
         self.breaker_key = None  # the config whose circuit breaker counts this attempt
+        self._breaker_settled = False  # afinish found nothing for the breaker to record
 
-    def admit(self, max_tokens) -> ProviderError | None:
+    def admit(self, max_tokens, *, on_loop=None) -> ProviderError | None:
         """Switchyard's own limits (SPEC §14): reserve the call's worst case, or refuse it.
 
         The one admission call site of the engine; `finish` settles it. The config's
         circuit breaker is asked first: an open breaker skips the config (no provider call,
-        no reservation).
+        no reservation). `on_loop`: the tenant's policy (known to set no limits) when the
+        breaker is known closed too, as `aadmit` found them: nothing is looked up again.
         """
         resolved = self.resolved
         key = breaker.breaker_key(resolved)
-        allowed, wait = breaker.allow(key)
+        allowed, wait = (True, None) if on_loop is not None else breaker.allow(key)
         if not allowed:
             return ProviderError(
                 ErrorType.OVERLOADED,
@@ -84,8 +88,23 @@ class CallRecord:
             messages=self.messages,
             max_tokens=max_tokens,
             metadata=resolved.metadata,
+            policy=on_loop,
         )
         return self.admission.error if self.admission is not None else None
+
+    async def aadmit(self, max_tokens) -> ProviderError | None:
+        """`admit` for the async path: on the loop when it needs no I/O (the tenant known
+        to have no limits, the breaker known to be closed), else on a thread. Decided once:
+        a cache entry expiring meanwhile must not turn into I/O on the loop."""
+        if on_server_pool():
+            policy = limits.cached_policy(self.service.tenant_id)
+            if (
+                policy is not None
+                and policy.limits is None
+                and breaker.known_clean(breaker.breaker_key(self.resolved))
+            ):
+                return self.admit(max_tokens, on_loop=policy)
+        return await run_db(self.admit, max_tokens)
 
     def outcome(self, outcome: HttpResult) -> None:
         self.attempts = outcome.attempts
@@ -95,7 +114,47 @@ class CallRecord:
         if outcome.headers is not None and self.resolved.adapter is not None:
             self.request_id = self.resolved.adapter.request_id(outcome.headers)
 
-    def finish(
+    def finish(self, **outcome) -> CompletionResult:
+        """The call's result, with its usage row written (and its admission settled)."""
+        result, row = self.conclude(**outcome)
+        if row is not None:
+            try:
+                result.usage_log_id = write_usage(**row)
+            finally:
+                # After the row (reconciliation counts rows); also when the INSERT failed.
+                limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
+        return result
+
+    async def afinish(self, **outcome) -> CompletionResult:
+        """`finish` for the async path, to its end even when the task is cancelled: on the
+        loop when only the row needs I/O (handed to the process's usage writer, awaited
+        without a thread), else on a thread."""
+        if not self._finishes_on_loop(outcome.get("error"), outcome.get("extra_metadata")):
+            return await run_db_to_end(self.finish, **outcome)
+        result, row = self.conclude(**outcome)
+        if row is not None:
+            try:
+                result.usage_log_id = await to_end(writer.asubmit(usage_row(**row)))
+            finally:
+                limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
+        return result
+
+    def _finishes_on_loop(self, error, extra_metadata) -> bool:
+        """Decided once: a success is then not recorded again by a breaker known closed
+        (its trust expiring meanwhile must not turn into I/O on the loop)."""
+        if not on_server_pool():
+            return False
+        admission = self.admission
+        if admission is not None and admission.hold_id is not None:
+            return False  # settling the hold is a backend write
+        if (extra_metadata or {}).get("cancelled"):
+            return True  # not counted by the breaker
+        if breaker.record_needs_io(self.breaker_key, error.type if error else None):
+            return False
+        self._breaker_settled = True  # nothing for the breaker to record
+        return True
+
+    def conclude(
         self,
         *,
         content: str = "",
@@ -107,7 +166,8 @@ class CallRecord:
         raw: dict | None = None,
         extra_metadata: dict | None = None,
         tool_calls: list[dict] | None = None,
-    ) -> CompletionResult:
+    ) -> tuple[CompletionResult, dict | None]:
+        """The call's result and its usage row's fields (None: no row, unknown tenant)."""
         resolved = self.resolved
         success = error is None
         if success or usage is not None:
@@ -166,10 +226,10 @@ class CallRecord:
         # neither a failure nor a success for the breaker. (Counted as a connection error,
         # the 1,024 calls a load's clients drop at once opened the breaker, and the next
         # calls were all refused.)
-        if not (extra_metadata or {}).get("cancelled"):
+        if not (extra_metadata or {}).get("cancelled") and not self._breaker_settled:
             breaker.record(self.breaker_key, error.type if error is not None else None)
         if not resolved.tenant_exists:
-            return result
+            return result, None
         meta = dict(self.metadata or {})
         meta["attempts"] = self.attempts
         meta["source"] = resolved.source
@@ -201,24 +261,20 @@ class CallRecord:
             meta["prompt"] = self.messages
             if success:
                 meta["response"] = content
-        try:
-            result.usage_log_id = write_usage(
-                tenant_id=self.service.tenant_id,
-                resolved=resolved,
-                model=self.model,
-                endpoint=self.endpoint,
-                success=success,
-                usage=usage,
-                cost=cost,
-                latency_ms=result.latency_ms,
-                error=error,
-                status_code=result.status_code,
-                metadata=meta,
-            )
-        finally:
-            # After the row (reconciliation counts rows); also when the INSERT failed.
-            limits.settle(self.admission, tokens=tokens.total_tokens, cost=cost)
-        return result
+        row = dict(
+            tenant_id=self.service.tenant_id,
+            resolved=resolved,
+            model=self.model,
+            endpoint=self.endpoint,
+            success=success,
+            usage=usage,
+            cost=cost,
+            latency_ms=result.latency_ms,
+            error=error,
+            status_code=result.status_code,
+            metadata=meta,
+        )
+        return result, row
 
 
 def log_failure(tenant_id, resolved, model, endpoint, error) -> None:
@@ -262,28 +318,37 @@ def chat_request(
 
 def finish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
     """The result (and usage row) of a non-streaming chat from the transport's outcome."""
+    return call.finish(**chat_outcome(call, outcome))
+
+
+async def afinish_chat(call: CallRecord, outcome: HttpResult) -> CompletionResult:
+    return await call.afinish(**chat_outcome(call, outcome))
+
+
+def chat_outcome(call: CallRecord, outcome: HttpResult) -> dict:
+    """What a non-streaming chat's reply says, as `CallRecord.finish` takes it."""
     adapter = call.resolved.require_adapter()
     call.outcome(outcome)
     if not outcome.ok:
-        return call.finish(error=outcome.error)
+        return {"error": outcome.error}
     try:
         reply = adapter.parse_chat_response(parse_json(outcome.body or b""), outcome.headers)
     except BadResponse as exc:
-        return call.finish(
-            error=ProviderError(
+        return {
+            "error": ProviderError(
                 ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
             )
-        )
+        }
     call.request_id = reply.request_id or call.request_id
-    return call.finish(
-        content=reply.content,
-        usage=reply.usage,
-        finish_reason=reply.finish_reason,
-        provider_finish_reason=reply.provider_finish_reason,
-        reported_model=reply.model,
-        raw=reply.raw,
-        tool_calls=reply.tool_calls,
-    )
+    return {
+        "content": reply.content,
+        "usage": reply.usage,
+        "finish_reason": reply.finish_reason,
+        "provider_finish_reason": reply.provider_finish_reason,
+        "reported_model": reply.model,
+        "raw": reply.raw,
+        "tool_calls": reply.tool_calls,
+    }
 
 
 def models_request(resolved: ResolvedConfig) -> HttpRequestSpec:

@@ -39,7 +39,7 @@ from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
 from ..transport import asend as atransport
 from ..transport import send as transport
-from .aio import run_db, run_db_to_end
+from .aio import run_db
 from .arguments import (
     check_common,
     check_max_tokens,
@@ -49,6 +49,7 @@ from .arguments import (
 )
 from .calls import (
     CallRecord,
+    afinish_chat,
     call_limits,
     chat_request,
     finish_chat,
@@ -491,7 +492,7 @@ class LLMService:
         call.result_class = ChatResult
         error = resolved.error
         if error is None:
-            error = await run_db(call.admit, max_tokens)  # limits: before the first byte
+            error = await call.aadmit(max_tokens)  # limits: before the first byte
         if error is None:
             try:
                 spec = chat_request(
@@ -501,12 +502,12 @@ class LLMService:
                 error = unsupported_error(exc)
         if error is not None:
             stream = AsyncChatStream(call, None, None, error=error)
-            stream.result = await run_db_to_end(call.finish, error=error)
+            stream.result = await call.afinish(error=error)
             return stream
         outcome = await _cancellable(call, _asend(resolved, spec, options))
         stream = AsyncChatStream(call, outcome, resolved.adapter)
         if stream.error is not None:
-            stream.result = await run_db_to_end(call.finish, error=stream.error)
+            stream.result = await call.afinish(error=stream.error)
         return stream
 
     async def _acomplete(
@@ -555,16 +556,16 @@ class LLMService:
         call = CallRecord(self, resolved, messages, model, endpoint, metadata, started)
         call.result_class = result_class
         if not resolved.usable:
-            return await run_db_to_end(call.finish, error=resolved.error)
-        refused = await run_db(call.admit, max_tokens)
+            return await call.afinish(error=resolved.error)
+        refused = await call.aadmit(max_tokens)
         if refused is not None:
-            return await run_db_to_end(call.finish, error=refused)
+            return await call.afinish(error=refused)
         try:
             spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
         except UnsupportedFeature as exc:
-            return await run_db_to_end(call.finish, error=unsupported_error(exc))
+            return await call.afinish(error=unsupported_error(exc))
         outcome = await _cancellable(call, _asend(resolved, spec, options))
-        return await run_db_to_end(finish_chat, call, outcome)
+        return await afinish_chat(call, outcome)
 
 
 def _chain(service: "LLMService", resolved: ResolvedConfig, metadata) -> fallback.Chain:
@@ -656,8 +657,7 @@ async def _cancellable(call: CallRecord, sending):
     try:
         return await sending
     except asyncio.CancelledError:
-        await run_db_to_end(
-            call.finish,
+        await call.afinish(
             error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
             extra_metadata={"client_disconnected": True, "cancelled": True},
         )

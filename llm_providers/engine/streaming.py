@@ -19,9 +19,10 @@ usage row says) fed by a different transport: `ChatStream` reads a requests resp
 """
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 
 import aiohttp
 import requests
@@ -39,7 +40,6 @@ from ..providers.base import (
 from ..transport import watchdog
 from ..transport.attempts import MAX_BODY_BYTES, stream_end
 from ..transport.errors import transport_error
-from .aio import run_db_to_end
 from .calls import CallRecord
 from .results import CompletionResult
 
@@ -354,6 +354,24 @@ class AsyncChatStream(_StreamRecord):
         return self._deltas()
 
     async def _deltas(self) -> AsyncIterator[StreamDelta]:
+        async with contextlib.aclosing(self._reads()) as reads:
+            async for read in reads:
+                for delta in read:
+                    yield delta
+
+    async def batches(self) -> AsyncIterator[list[StreamDelta]]:
+        """The deltas as they arrive, those of one network read together (a relay sends
+        them on in one write: under load, when several events wait in the socket, that is
+        one pass through the server's send path instead of one per event)."""
+        async with contextlib.aclosing(self._reads()) as reads:
+            async for read in reads:
+                batch = list(read)
+                if batch:
+                    yield batch
+
+    async def _reads(self) -> AsyncGenerator[Iterable[StreamDelta], None]:
+        """Per network read, the (lazy) deltas it holds; then the final delta. Each must
+        be consumed before the next read is asked for."""
         if self._response is None:
             return
         response = self._response
@@ -362,22 +380,18 @@ class AsyncChatStream(_StreamRecord):
             try:
                 async with asyncio.timeout_at(_loop_deadline(loop, self._end)):
                     async for chunk in response.content.iter_any():
-                        for delta in self._feed(chunk):
-                            yield delta
+                        yield self._feed(chunk)
                         if self._done:
                             break
                     else:
-                        for delta in self._finish_bytes():
-                            yield delta
+                        yield self._finish_bytes()
             except TimeoutError:
-                for delta in self._timed_out():
-                    yield delta
+                yield self._timed_out()
             except (aiohttp.ClientError, OSError) as exc:
-                for delta in self._broken(exc, str(response.url)):
-                    yield delta
+                yield self._broken(exc, str(response.url))
         finally:
             await self.aclose()
-        yield self._final_delta()
+        yield (self._final_delta(),)
 
     async def __aenter__(self):
         return self
@@ -391,7 +405,7 @@ class AsyncChatStream(_StreamRecord):
         self._closing = True  # once, even when the write raises
         if self._response is not None:
             self._response.close()  # at once: the provider sees the stream end
-        self.result = await run_db_to_end(self._call.finish, **self._finish_kwargs())
+        self.result = await self._call.afinish(**self._finish_kwargs())
 
 
 def _loop_deadline(loop, end: float | None) -> float | None:

@@ -44,6 +44,7 @@ from .errors import error_response, provider_error_response
 
 logger = logging.getLogger(__name__)
 
+SSE = "text/event-stream"
 JSON = "application/json"
 
 
@@ -254,21 +255,37 @@ async def _chat_completions(request, started):
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
-    request.llm_admission = stream.admission if chat.stream else result.admission
     if not chat.stream:
-        if not result.success:
-            return provider_error_response(result.error), result.upstream_ms or None
-        body = json.dumps(wire.completion_body(result), separators=(",", ":"))
-        response = HttpResponse(body, content_type=JSON)
-        response["x-switchyard-provider"] = result.provider  # who served (fallbacks)
-        return response, result.upstream_ms
+        return chat_answer(request, result)
+    return stream_answer(
+        request,
+        stream,
+        started,
+        provider_ms,
+        lambda: RelayResponse(
+            wire.asse_events(stream, chat, stream.model), stream, content_type=SSE
+        ),
+    )
 
+
+def chat_answer(request, result) -> tuple[HttpResponse, float | None]:
+    """(the answer, provider ms) of a plain chat call: its JSON, or its error (both views)."""
+    request.llm_admission = result.admission
+    if not result.success:
+        return provider_error_response(result.error), result.upstream_ms or None
+    body = json.dumps(wire.completion_body(result), separators=(",", ":"))
+    response = HttpResponse(body, content_type=JSON)
+    response["x-switchyard-provider"] = result.provider  # who served (fallbacks)
+    return response, result.upstream_ms
+
+
+def stream_answer(request, stream, started, provider_ms, relay):
+    """(the answer, provider ms) of a streamed chat call: its error before the first byte,
+    or the SSE response `relay()` builds for it (the async relay, or the WSGI one)."""
+    request.llm_admission = stream.admission
     if stream.error is not None:
         return provider_error_response(stream.error), provider_ms
-    model = stream.model  # the attempt that streams (after any fallback)
-    response = RelayResponse(
-        wire.asse_events(stream, chat, model), stream, content_type="text/event-stream"
-    )
+    response = relay()  # over the attempt that streams (after any fallback): stream.model
     response["Cache-Control"] = "no-cache"
     response["x-switchyard-provider"] = stream.provider
     response["X-Accel-Buffering"] = "no"  # nginx in front must not hold the chunks back

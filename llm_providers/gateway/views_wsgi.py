@@ -14,15 +14,18 @@ from django.db import DatabaseError
 from django.http import HttpResponse, StreamingHttpResponse
 
 from . import wire
-from .errors import error_response, provider_error_response
+from .errors import error_response
 from .views import (
     JSON,
+    SSE,
     _database_unavailable,
     _method_not_allowed,
     _server_timing,
     authenticate,
+    chat_answer,
     parse_chat,
     rate_limit_headers,
+    stream_answer,
 )
 
 
@@ -59,26 +62,17 @@ def _chat_completions_wsgi(request, started):
     except ValueError as exc:  # the service's own validation: a malformed request
         return error_response(400, str(exc), "invalid_request_error", "invalid_value"), None
 
-    request.llm_admission = stream.admission if chat.stream else result.admission
     if not chat.stream:
-        if not result.success:
-            return provider_error_response(result.error), result.upstream_ms or None
-        body = json.dumps(wire.completion_body(result), separators=(",", ":"))
-        response = HttpResponse(body, content_type=JSON)
-        response["x-switchyard-provider"] = result.provider  # who served (fallbacks)
-        return response, result.upstream_ms
-
-    if stream.error is not None:
-        return provider_error_response(stream.error), provider_ms
-    model = stream.model  # the attempt that streams (after any fallback)
-    response = StreamingHttpResponse(
-        wire.sse_events(stream, chat, model), content_type="text/event-stream"
+        return chat_answer(request, result)
+    return stream_answer(
+        request,
+        stream,
+        started,
+        provider_ms,
+        lambda: StreamingHttpResponse(
+            wire.sse_events(stream, chat, stream.model), content_type=SSE
+        ),
     )
-    response["Cache-Control"] = "no-cache"
-    response["x-switchyard-provider"] = stream.provider
-    response["X-Accel-Buffering"] = "no"  # nginx in front must not hold the chunks back
-    _server_timing(response, started, provider_ms)
-    return response, provider_ms
 
 
 def models_wsgi(request):

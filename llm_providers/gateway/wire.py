@@ -359,9 +359,10 @@ async def asse_events(
     writer = _ChunkWriter(chat, model)
     try:
         yield writer.first()
-        async for delta in stream:
-            for chunk in writer.delta(delta):
-                yield chunk
+        async for batch in stream.batches():  # what arrived together goes out together
+            chunks = [chunk for delta in batch for chunk in writer.delta(delta)]
+            if chunks:
+                yield b"".join(chunks)
         try:
             await stream.aclose()
         except Exception:

@@ -13,10 +13,12 @@ from .admission import (
     rate_limit_headers,
     settle,
 )
+from .policy import cached_policy
 
 __all__ = [
     "Admission",
     "admit",
+    "cached_policy",
     "headers_for_tenant",
     "needs_headers",
     "rate_limit_headers",

@@ -174,9 +174,13 @@ def admit(
     messages,
     max_tokens: int | None,
     metadata: dict | None,
+    policy=None,
 ) -> Admission | None:
-    """Reserve one call's worst case for `tenant_id`; None when there is nothing to do."""
-    limits = limits_for(tenant_id)
+    """Reserve one call's worst case for `tenant_id`; None when there is nothing to do.
+
+    `policy`: the tenant's policy as the caller already holds it (not looked up again).
+    """
+    limits = policy.limits if policy is not None else limits_for(tenant_id)
     local = (limits is None or limits.max_concurrent is None) and bool(
         settings.LLM_DEFAULT_MAX_CONCURRENT
     )

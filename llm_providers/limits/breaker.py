@@ -9,9 +9,17 @@ The state is one cache entry per config, read-modify-written: concurrent failure
 several processes can lose a count (the breaker then opens a failure later), never
 invent one. The single probe is taken with `cache.add`, atomic on Redis and within one
 process; on the default file cache two processes can rarely both probe.
+
+A process that read a config's state as empty (closed, no failure counted) trusts that
+for CLEAN_TRUST_SECONDS: calls to a healthy provider then read the shared cache about
+once a second per config and process, not twice per call, and the async path asks the
+breaker on the event loop without a thread (a cache read is I/O). The price: a breaker
+another process opens is honoured here up to that long later, and a success here clears
+failures counted elsewhere meanwhile only once the trust has lapsed.
 """
 
 import logging
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -36,6 +44,32 @@ PROBE_KEY = "llm_breaker_probe:{key}"
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 
+CLEAN_TRUST_SECONDS = 1.0
+_clean_until: dict[str, float] = {}  # key → monotonic time the empty state is trusted until
+
+
+def known_clean(key: str | None) -> bool:
+    """Whether the breaker of `key` is known, without I/O, to be closed with no failure."""
+    if key is None or int(settings.LLM_BREAKER_FAILURES) <= 0:
+        return True
+    until = _clean_until.get(key)
+    return until is not None and until > time.monotonic()
+
+
+def forget_local() -> None:
+    """Drop this process's trust in any state it read (tests)."""
+    _clean_until.clear()
+
+
+def _note(key: str, current: dict) -> None:
+    if current:
+        _clean_until.pop(key, None)
+    else:
+        if len(_clean_until) > 10_000:
+            _clean_until.clear()
+        _clean_until[key] = time.monotonic() + CLEAN_TRUST_SECONDS
+
+
 def breaker_key(resolved) -> str | None:
     if resolved.config is not None:
         return str(resolved.config.pk)
@@ -46,13 +80,17 @@ def breaker_key(resolved) -> str | None:
 
 def _get(key: str) -> dict:
     try:
-        return cache.get(STATE_KEY.format(key=key)) or {}
+        current = cache.get(STATE_KEY.format(key=key)) or {}
     except Exception:  # a cache outage must not stop calls: the breaker stays closed
         logger.warning("circuit breaker state unreadable for %s", key, exc_info=False)
+        _clean_until.pop(key, None)
         return {}
+    _note(key, current)
+    return current
 
 
 def _set(key: str, state: dict | None) -> None:
+    _clean_until.pop(key, None)  # re-read next time: another process may write it too
     try:
         if state is None:
             cache.delete(STATE_KEY.format(key=key))
@@ -79,7 +117,7 @@ def state(key: str) -> dict:
 
 def allow(key: str | None) -> tuple[bool, float | None]:
     """(may a call go to this config now, seconds until it may when not)."""
-    if key is None or int(settings.LLM_BREAKER_FAILURES) <= 0:
+    if known_clean(key):
         return True, None
     current = state(key)
     if current["state"] == CLOSED:
@@ -94,11 +132,22 @@ def allow(key: str | None) -> tuple[bool, float | None]:
     return (True, None) if took else (False, float(settings.LLM_BREAKER_COOLDOWN))
 
 
+def record_needs_io(key: str | None, error_type: str | None) -> bool:
+    """Whether `record(key, error_type)` would read or write the shared cache."""
+    if key is None or int(settings.LLM_BREAKER_FAILURES) <= 0:
+        return False
+    if error_type is None:
+        return not known_clean(key)
+    return error_type in TRANSIENT
+
+
 def record(key: str | None, error_type: str | None) -> None:
     """Count a call's outcome: success closes, a transient failure counts (or reopens)."""
     if key is None or int(settings.LLM_BREAKER_FAILURES) <= 0:
         return
     if error_type is None:
+        if known_clean(key):
+            return  # closed with nothing counted: nothing to clear
         current = _get(key)
         if current:
             _set(key, None)

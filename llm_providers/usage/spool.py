@@ -8,7 +8,10 @@ next usage write of this process that succeeds (at most once every REPLAY_EVERY
 seconds) and by every `/healthz` probe (any process) while the database takes writes.
 
 - A file is claimed by renaming it (atomic on one file system), so two processes never
-  replay the same rows; rows a replay could not insert go back into a new file.
+  replay the same rows; rows a replay could not insert go back into a new file. A claim
+  left behind by a process that died mid-replay is taken over after STALE_CLAIM_SECONDS;
+  every spooled row carries a `spool_id` (kept in its metadata), so the rows that process
+  had already written back are skipped, not written twice.
 - A row keeps its own `created_at`, so stats count it on the day it happened.
 - While rows wait here, or a write failed in the last DEGRADED_SECONDS, `/healthz`
   reports `usage_writes: degraded` and /v1 refuses new calls with a 503 before calling
@@ -24,11 +27,13 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.db import IntegrityError
 
 logger = logging.getLogger(__name__)
 
 REPLAY_EVERY = 5.0
 DEGRADED_SECONDS = 10.0
+STALE_CLAIM_SECONDS = 600.0
 
 _lock = threading.Lock()
 _state = {"last_failure": 0.0, "last_replay": 0.0, "pending": None}
@@ -47,6 +52,7 @@ def spool_row(values: dict) -> None:
     """Append one row (column → JSON-able value) durably to this process's spool file."""
     directory = spool_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    values = {**values, "metadata": {**(values.get("metadata") or {}), "spool_id": _new_id()}}
     line = json.dumps(values, separators=(",", ":"), default=str) + "\n"
     with _lock:
         with open(_own_file(), "a", encoding="utf-8") as handle:
@@ -72,10 +78,24 @@ def failing_now() -> bool:
 
 
 def pending_files() -> list[Path]:
+    """Spooled files waiting for a replay, and claims abandoned by a replay that died."""
     directory = spool_dir()
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if p.suffix == ".jsonl")
+    return sorted(p for p in directory.iterdir() if p.suffix == ".jsonl" or _stale_claim(p))
+
+
+def _stale_claim(path: Path) -> bool:
+    if ".claimed-" not in path.name:
+        return False
+    try:  # the rename that claimed it set its ctime
+        return time.time() - path.stat().st_ctime > STALE_CLAIM_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
 
 
 def is_degraded() -> bool:
@@ -104,33 +124,31 @@ def maybe_replay() -> None:
         logger.warning("usage spool replay failed", exc_info=True)
 
 
+def _set_aside(line: str) -> None:
+    rejected = spool_dir() / f"rejected-{os.getpid()}.jsonl.rejected"
+    with open(rejected, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.error("usage spool: a row the database refuses for good set aside in %s", rejected)
+
+
 def replay() -> int:
     """Insert every spooled row; returns how many went in."""
-    from .writes import insert_spooled_row
-
     inserted = 0
     for path in pending_files():
-        claimed = path.with_suffix(f".claimed-{uuid.uuid4().hex}")
+        taken_over = ".claimed-" in path.name
+        stem = path.name.split(".", 1)[0]
+        claimed = path.with_name(f"{stem}.claimed-{_new_id()}")
         try:
             path.rename(claimed)
         except FileNotFoundError:
             continue  # another process claimed it
         lines = claimed.read_text(encoding="utf-8").splitlines()
-        rest = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                insert_spooled_row(json.loads(line))
-            except json.JSONDecodeError:
-                logger.error("usage spool: dropping an unreadable line in %s", path.name)
-                continue
-            except Exception:
-                rest = lines[i:]
-                break
-            inserted += 1
+        done, rest = _replay_lines(lines, path, skip_stored=taken_over)
+        inserted += done
         if rest:
-            back = spool_dir() / f"usage-{os.getpid()}-{uuid.uuid4().hex}.jsonl"
+            back = spool_dir() / f"usage-{os.getpid()}-{_new_id()}.jsonl"
             back.write_text("\n".join(rest) + "\n", encoding="utf-8")
         claimed.unlink()
         if rest:
@@ -139,3 +157,35 @@ def replay() -> int:
     if inserted:
         logger.info("usage spool: %d row(s) written back to the database", inserted)
     return inserted
+
+
+def _replay_lines(lines: list[str], path: Path, *, skip_stored: bool) -> tuple[int, list[str]]:
+    """(rows inserted, the lines left for later when the database refused again).
+
+    `skip_stored`: the file was taken over from a replay that died; rows it had already
+    written back (found by their spool_id) are skipped.
+    """
+    from .writes import insert_spooled_row, spooled_row_stored
+
+    inserted = 0
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            values = json.loads(line)
+            if skip_stored and spooled_row_stored(values):
+                continue
+            insert_spooled_row(values)
+        except json.JSONDecodeError:
+            logger.error("usage spool: dropping an unreadable line in %s", path.name)
+            continue
+        except IntegrityError:
+            # This row can never go in (its tenant was deleted meanwhile): set aside for
+            # an operator, not retried, so that it cannot hold back the rows behind it.
+            _set_aside(line)
+            continue
+        except Exception as exc:  # the database refused again: keep the rest for later
+            logger.warning("usage spool: replay stopped (%s)", type(exc).__name__)
+            return inserted, lines[i:]
+        inserted += 1
+    return inserted, []

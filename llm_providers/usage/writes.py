@@ -19,11 +19,14 @@ from django.db import (
     connection,
     connections,
     router,
+    transaction,
 )
+from django.utils import timezone
 
 from ..models import ProviderConfig, UsageLog
 from ..providers.base import TokenUsage
 from . import spool
+from .writer import writer
 
 # Waits between attempts at a usage INSERT the database refused (locked, restarting,
 # unreachable) before the row is spooled to disk instead (spool.py).
@@ -33,11 +36,18 @@ logger = logging.getLogger(__name__)
 
 _sqlite_writer = threading.Lock()  # one usage INSERT at a time per process on SQLite
 
-_insert_sql: dict[tuple[str, bool], tuple[str, bool]] = {}
+_insert_sql: dict[tuple, str] = {}
+# Rows per INSERT statement at most (and never more than the database's parameter limit).
+MAX_ROWS_PER_INSERT = 64
 _INSERT_FIELDS = [f for f in UsageLog._meta.concrete_fields if not f.primary_key]
 
 
-def write_usage(
+def write_usage(**fields) -> int | None:
+    """Write one call's usage row (see `usage_row` for the fields); its id, None if spooled."""
+    return save_usage_row_durably(usage_row(**fields))
+
+
+def usage_row(
     *,
     tenant_id,
     resolved,
@@ -50,7 +60,8 @@ def write_usage(
     error,
     status_code,
     metadata,
-) -> int:
+) -> UsageLog:
+    """One call's usage row, unsaved."""
     tokens = usage or TokenUsage()
     row = UsageLog(
         tenant_id=tenant_id,
@@ -76,7 +87,7 @@ def write_usage(
     # NUL, which PostgreSQL's text and jsonb cannot store (issue 15.6).
     row.model = without_nul(row.model)
     row.error_message = without_nul(row.error_message)
-    return save_usage_row_durably(row)
+    return row
 
 
 def without_nul(value):
@@ -93,26 +104,34 @@ def without_nul(value):
 def save_usage_row_durably(row: UsageLog) -> int | None:
     """`save_usage_row`, never losing the row: retried, then spooled (spool.py).
 
-    Returns the new id, or None when the row went to the spool. Inside a caller's
-    transaction nothing is retried (the transaction is broken): the error is raised.
+    Returns the new id, or None when the row went to the spool. Outside a transaction the
+    row goes to this process's writer thread (writer.py), which commits the rows of
+    concurrent calls together; the caller waits for its commit. Inside a caller's
+    transaction it is written there, and nothing is retried (the transaction is broken):
+    the error is raised.
     """
+    if connections[router.db_for_write(UsageLog)].in_atomic_block:
+        return save_usage_row(row)
+    return writer.write(row)
+
+
+def save_usage_rows_durably(rows: list[UsageLog]) -> list[int | None]:
+    """Commit `rows` together (the writer's batch), retried, then spooled: their ids, None
+    for each spooled row."""
     alias = router.db_for_write(UsageLog)
     conn = connections[alias]
-    if conn.in_atomic_block:
-        return save_usage_row(row)
     for wait in (*WRITE_RETRY_WAITS, None):
         try:
             if conn.vendor == "sqlite":
                 # SQLite takes one writer at a time; the others spin in its busy handler,
-                # which sleeps 1, 2, 5 … 100 ms between tries. With 32 pooled threads per
-                # process all inserting, that backoff was the throughput ceiling (py-spy:
-                # most samples in the INSERT). Queued on this lock instead, a process's
-                # writers go one by one, each woken the moment the previous one is done;
-                # only the other processes' writers still meet the busy handler.
+                # which sleeps 1, 2, 5 … 100 ms between tries. A process's sync writers
+                # inside transactions (and its spool replay) queue on this lock with its
+                # writer thread, each woken the moment the previous one is done; only the
+                # other processes' writers still meet the busy handler.
                 with _sqlite_writer:
-                    pk = save_usage_row(row)
+                    ids = save_usage_rows(rows)
             else:
-                pk = save_usage_row(row)
+                ids = save_usage_rows(rows)
         except (OperationalError, InterfaceError) as exc:
             spool.note_failure()
             logger.warning("usage write failed (%s)", type(exc).__name__)
@@ -123,22 +142,45 @@ def save_usage_row_durably(row: UsageLog) -> int | None:
             continue
         spool.note_success()
         spool.maybe_replay()
-        return pk
-    spool.spool_row(_row_values(row))
-    return None
+        return ids
+    for row in rows:
+        spool.spool_row(_row_values(row))
+    return [None] * len(rows)
+
+
+def save_usage_rows(rows: list[UsageLog]) -> list[int]:
+    """Insert `rows` in one transaction, one statement per MAX_ROWS_PER_INSERT; if that
+    fails on a foreign key (a config deleted during a call), each row on its own."""
+    if len(rows) == 1:
+        return [save_usage_row(rows[0])]
+    alias = router.db_for_write(UsageLog)
+    try:
+        with transaction.atomic(using=alias):
+            return insert_usage_logs(rows, own_transaction=True)
+    except IntegrityError:
+        return [save_usage_row(row) for row in rows]
 
 
 def _row_values(row: UsageLog) -> dict:
+    if row.created_at is None:  # refused before any INSERT filled it: the time it was due
+        row.created_at = timezone.now()
     return {f.attname: getattr(row, f.attname) for f in _INSERT_FIELDS}
 
 
+def spooled_row_stored(values: dict) -> bool:
+    """Whether a spooled row is in the database already (written back by a replay that
+    died before it removed its file)."""
+    spool_id = (values.get("metadata") or {}).get("spool_id")
+    return bool(spool_id) and UsageLog.objects.filter(metadata__spool_id=spool_id).exists()
+
+
 def insert_spooled_row(values: dict) -> int:
-    """Write back one spooled row, keeping its created_at."""
-    row = UsageLog(**values)
-    return insert_usage_log(row, keep_created_at=True)
+    """Write back one spooled row, keeping its created_at (and, as any row, without its
+    config if that was deleted meanwhile)."""
+    return save_usage_row(UsageLog(**values), keep_created_at=True)
 
 
-def save_usage_row(row: UsageLog) -> int:
+def save_usage_row(row: UsageLog, *, keep_created_at: bool = False) -> int:
     """Insert the row; if its config was deleted during the call, keep the row without it.
 
     A config can vanish while a call runs (a long call, or a caller such as the /v1 gateway
@@ -147,7 +189,7 @@ def save_usage_row(row: UsageLog) -> int:
     caller's transaction the deferred foreign key is only checked at its commit.)
     """
     try:
-        return insert_usage_log(row)
+        return insert_usage_log(row, keep_created_at=keep_created_at)
     except IntegrityError:
         config_id = row.provider_config_id
         if (
@@ -161,51 +203,82 @@ def save_usage_row(row: UsageLog) -> int:
     )
     row.provider_config_id = None
     row.metadata = {**(row.metadata or {}), "provider_config_deleted": True}
-    return insert_usage_log(row)
+    return insert_usage_log(row, keep_created_at=keep_created_at)
 
 
 def insert_usage_log(row: UsageLog, *, keep_created_at: bool = False) -> int:
-    """INSERT `row` (one statement) and return its new id.
+    """INSERT `row` (one statement) and return its new id."""
+    return insert_usage_logs([row], keep_created_at=keep_created_at)[0]
 
-    With LLM_USAGE_ASYNC_COMMIT on PostgreSQL, outside a caller's transaction, the
-    statement (its own transaction) also sets `synchronous_commit = off` for itself alone:
-    `set_config(…, true)` is transaction-local, and evaluating it in RETURNING keeps it
-    one statement, one round trip. Its commit then does not wait for the WAL flush.
+
+def insert_usage_logs(
+    rows: list[UsageLog], *, keep_created_at: bool = False, own_transaction: bool = False
+) -> list[int]:
+    """INSERT `rows` (one statement per MAX_ROWS_PER_INSERT) and return their new ids.
+
+    With LLM_USAGE_ASYNC_COMMIT on PostgreSQL, outside a caller's transaction (or in the
+    writer's own, `own_transaction`), the statement also sets `synchronous_commit = off`
+    for its transaction alone: `set_config(…, true)` is transaction-local, and evaluating
+    it in RETURNING keeps it one statement, one round trip. Its commit then does not wait
+    for the WAL flush.
     """
     alias = router.db_for_write(UsageLog)
     connection = connections[alias]
     async_commit = (
         connection.vendor == "postgresql"
         and settings.LLM_USAGE_ASYNC_COMMIT
-        and not connection.in_atomic_block
+        and (own_transaction or not connection.in_atomic_block)
     )
-    cached = _insert_sql.get((connection.vendor, async_commit))
-    if cached is None:
+    returning = connection.features.can_return_columns_from_insert
+    per_statement = min(
+        MAX_ROWS_PER_INSERT,
+        connection.ops.bulk_batch_size(_INSERT_FIELDS, rows) or 1,
+    )
+    if not connection.features.can_return_rows_from_bulk_insert:
+        per_statement = 1
+    ids: list[int] = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _insert_statement(connection, len(chunk), returning, async_commit)
+        # pre_save fills auto_now_add; get_db_prep_save does each field's own conversion.
+        values = [
+            f.get_db_prep_save(
+                getattr(row, f.attname) if keep_created_at else f.pre_save(row, True),
+                connection,
+            )
+            for row in chunk
+            for f in _INSERT_FIELDS
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            if returning:
+                chunk_ids = [fetched[0] for fetched in cursor.fetchall()]
+            else:
+                chunk_ids = [cursor.lastrowid]
+        for row, pk in zip(chunk, chunk_ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = alias
+        ids.extend(chunk_ids)
+    return ids
+
+
+def _insert_statement(connection, rows: int, returning: bool, async_commit: bool) -> str:
+    key = (connection.vendor, rows, returning, async_commit)
+    sql = _insert_sql.get(key)
+    if sql is None:
         q = connection.ops.quote_name
-        returning = connection.features.can_return_columns_from_insert
+        one = f"({', '.join(['%s'] * len(_INSERT_FIELDS))})"
         sql = " ".join(
             [
                 f"INSERT INTO {q(UsageLog._meta.db_table)}",
                 f"({', '.join(q(f.column) for f in _INSERT_FIELDS)})",
-                f"VALUES ({', '.join(['%s'] * len(_INSERT_FIELDS))})",
+                f"VALUES {', '.join([one] * rows)}",
             ]
         )
         if returning:
             sql += f" RETURNING {q(UsageLog._meta.pk.column)}"
             if async_commit:
                 sql += ", set_config('synchronous_commit', 'off', true)"
-        cached = _insert_sql[(connection.vendor, async_commit)] = (sql, returning)
-    sql, returning = cached
-    # pre_save fills auto_now_add; get_db_prep_save does each field's own conversion.
-    values = [
-        f.get_db_prep_save(
-            getattr(row, f.attname) if keep_created_at else f.pre_save(row, True), connection
-        )
-        for f in _INSERT_FIELDS
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-    row._state.adding = False
-    row._state.db = alias
-    return row.pk
+        _insert_sql[key] = sql
+    return sql

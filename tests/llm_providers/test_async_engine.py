@@ -441,3 +441,38 @@ def test_a_stream_never_relayed_is_closed_with_its_row_when_the_request_task_end
     row = UsageLog.objects.get()
     assert result.usage_log_id == row.pk
     assert row.metadata["client_disconnected"] is True
+
+
+def test_events_that_arrive_together_are_relayed_together(raw_server, local_config_for):
+    """`batches()`: what one network read holds is one batch (the gateway sends it in one
+    write); events that arrive apart stay apart, in order."""
+    second_part = threading.Event()
+
+    def events(*words):
+        return b"".join(
+            b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % w for w in words
+        )
+
+    def handle(conn):
+        read_request(conn)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        conn.sendall(head + events(b"a", b"b", b"c"))  # one write: one read
+        assert second_part.wait(10)
+        conn.sendall(events(b"d") + b"data: [DONE]\n\n")
+
+    local_config_for(raw_server(handle).url())
+
+    async def scenario():
+        stream = await LLMService("tenant_123").astream_chat(MESSAGES)
+        texts = []
+        async for batch in stream.batches():
+            texts.append([d.text for d in batch if d.text])
+            second_part.set()  # the first batch is in: send the rest
+        await aclose_sessions()
+        return texts, stream.result
+
+    texts, result = async_to_sync(scenario)()
+
+    assert [t for t in texts if t] == [["a", "b", "c"], ["d"]]
+    assert result.success and result.content == "abcd"
+    assert UsageLog.objects.get().success is True
