@@ -267,6 +267,7 @@ class _ChunkWriter:
         self.created = int(time.time())
         self.error = None
         self.finish_reason = None
+        self._text_head: tuple[str, bytes] | None = None  # (model, bytes before the text)
 
     def event(self, choices: list, **more) -> bytes:
         payload = {
@@ -278,6 +279,15 @@ class _ChunkWriter:
             **more,
         }
         return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+    def text_event(self, text: str) -> bytes:
+        """`event(choice({"content": text}))`, byte for byte, without building and
+        encoding the whole chunk for every text delta (most of a stream's events): the
+        bytes around the text are made once per model."""
+        if self._text_head is None or self._text_head[0] != self.model:
+            head = self.event(self.choice({"content": ""}))
+            self._text_head = (self.model, head[: head.index(b'"content":""') + 10])
+        return self._text_head[1] + json.dumps(text).encode() + _TEXT_TAIL
 
     @staticmethod
     def choice(delta: dict, finish_reason: str | None = None) -> list:
@@ -294,7 +304,7 @@ class _ChunkWriter:
             self.error = delta.error
             return out
         if delta.text:
-            out.append(self.event(self.choice({"content": delta.text})))
+            out.append(self.text_event(delta.text))
         if delta.tool_calls:
             calls = [t.as_openai() for t in delta.tool_calls]
             out.append(self.event(self.choice({"tool_calls": calls})))
@@ -317,6 +327,7 @@ class _ChunkWriter:
 
 
 DONE = b"data: [DONE]\n\n"
+_TEXT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 USAGE_NOT_WRITTEN = ProviderError(
     ErrorType.SERVER_ERROR, "The call's usage could not be recorded; the stream is incomplete."
 )

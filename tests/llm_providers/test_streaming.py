@@ -180,3 +180,19 @@ def test_stream_cut_off_by_the_upstream_is_marked_incomplete(httpserver, local_c
     log = UsageLog.objects.get()
     assert log.metadata["stream_incomplete"] is True
     assert "client_disconnected" not in log.metadata
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello", ' "quoted" \\ back\nslash', "ünïcödé ✋ 日本", "\x00\t", '"content":""']
+)
+def test_a_text_delta_renders_exactly_as_the_generic_chunk(text):
+    """The gateway's fast path for text deltas (bytes around the text made once) gives the
+    same bytes as building and encoding the whole chunk, also after the model changes."""
+    from llm_providers.gateway.wire import ChatRequest, _ChunkWriter
+
+    writer = _ChunkWriter(ChatRequest(messages=[]), 'gpt-4o-mini "x"')
+    for model in ('gpt-4o-mini "x"', "other-model"):
+        writer.model = model
+        fast = writer.text_event(text)
+        assert fast == writer.event(writer.choice({"content": text}))
+        assert json.loads(fast.removeprefix(b"data: "))["choices"][0]["delta"]["content"] == text
