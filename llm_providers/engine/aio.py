@@ -25,6 +25,8 @@ import asyncio
 
 from asgiref.sync import sync_to_async
 
+from ..errors import ErrorType, ProviderError
+
 
 async def run_db(fn, /, *args, **kwargs):
     return await sync_to_async(fn, thread_sensitive=True)(*args, **kwargs)
@@ -47,3 +49,22 @@ async def run_db_to_end(fn, /, *args, **kwargs):
     if cancelled:
         raise asyncio.CancelledError
     return result
+
+
+CLIENT_LEFT = "The client went away before the provider answered; the call was cancelled."
+
+
+async def cancellable(call, sending):
+    """Await the provider call; if the task is cancelled (the client left), the transport
+    has closed the connection (the provider sees the call end), and the usage row says
+    so before the cancellation goes on. `call` is the call's record (a chat's CallRecord,
+    an EmbedCall): anything with `finish(error=, extra_metadata=)`."""
+    try:
+        return await sending
+    except asyncio.CancelledError:
+        await run_db_to_end(
+            call.finish,
+            error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+            extra_metadata={"client_disconnected": True, "cancelled": True},
+        )
+        raise
