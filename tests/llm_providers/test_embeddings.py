@@ -2,7 +2,9 @@
 """Embeddings (SPEC §13): LLMService.embed() and POST /v1/embeddings."""
 
 import asyncio
+import base64
 import json
+import struct
 import threading
 from decimal import Decimal
 
@@ -11,19 +13,21 @@ import pytest
 import requests
 import responses
 from asgiref.sync import async_to_sync
+from django.test import AsyncClient
 
 from llm_providers.engine.results import EmbeddingResult
 from llm_providers.errors import ErrorType
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
 from llm_providers.transport.asessions import aclose_sessions
+from llm_providers.usage import spool
 from tests.factories import ProviderConfigFactory
 from tests.support.processes import closed_port_url
 from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, OPENAI_KEY
 
 from . import engines
 from .test_async_engine import raw_server, read_request  # noqa: F401
-from .test_gateway import _fresh_gateway_cache, client, configure, sdk  # noqa: F401
+from .test_gateway import _fresh_gateway_cache, client, configure, only_row, sdk  # noqa: F401
 
 EMBEDDINGS = "/v1/embeddings"
 VECTORS = [[0.25, -0.5, 0.125], [1.0, 0.0, -1.0]]
@@ -322,3 +326,92 @@ def test_langchain_openai_embeddings(live_server, api_key, configure, httpserver
     )
 
     assert embedder.embed_documents(["first text", "second text"]) == VECTORS
+
+
+# -- the async view under ASGI (Django's ASGI handler; the live server above is WSGI) -----
+def asgi_post(path, body, key):
+    """POST through Django's ASGI handler (an ASGIRequest: the async view's own path)."""
+
+    async def go():
+        try:
+            return await AsyncClient().post(
+                path,
+                json.dumps(body),
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        finally:
+            await aclose_sessions()
+
+    return async_to_sync(go)()
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_the_async_view_embeds_through_aembed(
+    api_key, configure, httpserver, tenant, encoding, monkeypatch
+):
+    configure("local")
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(embeddings_reply())
+    # Proof that the async path serves: the sync method is not called.
+    monkeypatch.setattr(LLMService, "embed", None)
+
+    response = asgi_post(
+        "/v1/embeddings",
+        {"model": "m", "input": ["first text", "second text"], "encoding_format": encoding},
+        api_key.plain_key,
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    vectors = [d["embedding"] for d in body["data"]]
+    if encoding == "base64":
+        vectors = [
+            list(struct.unpack(f"<{len(v)}f", base64.b64decode(e)))
+            for v, e in zip(VECTORS, vectors, strict=True)
+        ]
+    assert vectors == VECTORS
+    assert body["usage"] == {"prompt_tokens": 1000, "total_tokens": 1000}
+    assert "provider;dur=" in response["Server-Timing"]
+    assert json.loads(httpserver.log[0][0].data)["input"] == ["first text", "second text"]
+    row = only_row(tenant)
+    assert (row.endpoint, row.metadata["via"], row.prompt_tokens) == ("embedding", "v1", 1000)
+
+
+def test_the_async_view_answers_an_anthropic_tenant_with_a_clear_400(
+    api_key, configure, httpserver, tenant
+):
+    configure("anthropic")
+
+    response = asgi_post("/v1/embeddings", {"model": "m", "input": "x"}, api_key.plain_key)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "embeddings" in response.json()["error"]["message"]
+    assert httpserver.log == []
+    assert only_row(tenant).error_type == "invalid_request"
+
+
+@pytest.mark.parametrize("served", ["asgi", "wsgi"])
+def test_no_embedding_is_made_while_usage_writes_fail(
+    served, api_key, configure, httpserver, live_server, tenant
+):
+    configure("local")
+    spool.note_failure()
+    try:
+        body = {"model": "m", "input": "x"}
+        if served == "asgi":
+            response = asgi_post("/v1/embeddings", body, api_key.plain_key)
+            status, error = response.status_code, response.json()["error"]
+        else:
+            response = requests.post(
+                f"{live_server.url}/v1/embeddings",
+                json=body,
+                headers={"Authorization": f"Bearer {api_key.plain_key}"},
+                timeout=10,
+            )
+            status, error = response.status_code, response.json()["error"]
+    finally:
+        spool.note_success()
+
+    assert (status, error["code"]) == (503, "database_unavailable")
+    assert httpserver.log == []
