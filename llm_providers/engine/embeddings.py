@@ -104,6 +104,22 @@ class EmbedCall:
         except UnsupportedFeature as exc:
             self.error = ProviderError(ErrorType.INVALID_REQUEST, exc.message, param=exc.param)
 
+    def ignored_dimensions(self, vectors) -> ProviderError | None:
+        """Some servers (llama.cpp's llama-server) ignore `dimensions` and answer full-size
+        vectors: an error naming the field, never vectors of a size the caller did not ask."""
+        if self.dimensions is None:
+            return None
+        sizes = sorted({len(v) for v in vectors})
+        if sizes == [self.dimensions]:
+            return None
+        return ProviderError(
+            ErrorType.INVALID_REQUEST,
+            f"{self.resolved.adapter.label} did not honour `dimensions` ({self.dimensions} "
+            f"asked, {', '.join(map(str, sizes))} returned): this model or server cannot "
+            "shorten its vectors; leave `dimensions` out.",
+            param="dimensions",
+        )
+
     def finish(
         self, outcome=None, *, error: ProviderError | None = None, extra_metadata=None
     ) -> EmbeddingResult:
@@ -134,16 +150,18 @@ class EmbedCall:
                         ErrorType.BAD_RESPONSE, f"{adapter.label}: {exc}", outcome.status_code
                     )
                 else:
-                    result.success = True
-                    result.vectors = reply.vectors
                     usage = reply.usage
                     reported_model = reply.model
+                    result.error = self.ignored_dimensions(reply.vectors)
+                    if result.error is None:
+                        result.success = True
+                        result.vectors = reply.vectors
         if usage is not None:
             # Embeddings have no output: every token is an input token.
             usage.completion_tokens = 0
             usage.total_tokens = usage.prompt_tokens
             result.prompt_tokens = usage.prompt_tokens
-        if result.success:
+        if usage is not None:  # the tokens were spent, even on vectors refused here
             result.cost_usd = cost_usd(
                 resolved.provider,
                 model,

@@ -197,6 +197,29 @@ def test_a_tenant_without_a_config_gets_a_configuration_error(engine, tenant, se
     assert UsageLog.objects.get().endpoint == "embedding"
 
 
+def test_vectors_of_another_size_than_dimensions_asked_are_an_error_naming_it(
+    engine, local_config_for, httpserver
+):
+    """llama-server ignores `dimensions` (it answers full-size vectors): never silently."""
+    local_config_for(httpserver.url_for("/v1"), model="nomic-embed")
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(embeddings_reply())
+
+    result = engines.embed(engine, LLMService("tenant_123"), ["a", "b"], dimensions=2)
+
+    assert json.loads(httpserver.log[0][0].data)["dimensions"] == 2
+    assert not result.success and result.vectors == []
+    assert (result.error.type, result.error.param) == ("invalid_request", "dimensions")
+    assert "2 asked, 3 returned" in result.error.message
+    row = UsageLog.objects.get()
+    # The provider did the work: its tokens are on the row.
+    assert (row.endpoint, row.success, row.error_type, row.prompt_tokens) == (
+        "embedding",
+        False,
+        "invalid_request",
+        1000,
+    )
+
+
 @pytest.mark.parametrize("inputs", [[], "", [""], [1, 2], None])
 def test_bad_inputs_are_programming_errors(engine, embedding_config, inputs):
     with pytest.raises(ValueError):
