@@ -11,12 +11,3 @@ def llama_base_url():
     if not url:
         pytest.fail("SWITCHYARD_E2E_BASE_URL is not set: run scripts/e2e.sh (make test-e2e).")
     return url
-
-
-@pytest.fixture(scope="session")
-def llama_embeddings_url():
-    """The second llama-server, started with `--embeddings` (scripts/e2e.sh)."""
-    url = os.environ.get("SWITCHYARD_E2E_EMBEDDINGS_URL", "").rstrip("/")
-    if not url:
-        pytest.fail("SWITCHYARD_E2E_EMBEDDINGS_URL is not set: run scripts/e2e.sh (make test-e2e).")
-    return url

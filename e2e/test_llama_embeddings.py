@@ -1,8 +1,9 @@
 """Embeddings against a real llama.cpp llama-server with Gemma 3 270M (make test-e2e).
 
-scripts/e2e.sh starts a second llama-server for them (`--embeddings --pooling mean`, the
-same model) and passes its URL in SWITCHYARD_E2E_EMBEDDINGS_URL. The vectors' size is the
-model's own embedding width, which llama-server reports in its model list (`meta.n_embd`).
+scripts/e2e.sh starts llama-server with `--embeddings --pooling mean` (Gemma 3 is a
+generative model: its vectors are the mean of its last hidden states); the same server
+answers the chat tests. The vectors' size is the model's own embedding width, which
+llama-server reports in its model list (`meta.n_embd`).
 
 What llama-server does not support: `dimensions` (it answers full-size vectors whatever
 is asked). Switchyard does not pass that off as an answer: the call is an
@@ -26,20 +27,20 @@ TEXTS = ["The cat sat on the mat.", "Quarterly revenue grew by four percent."]
 
 
 @pytest.fixture(scope="module")
-def embedding_width(llama_embeddings_url):
-    response = requests.get(f"{llama_embeddings_url}/models", timeout=10)
+def embedding_width(llama_base_url):
+    response = requests.get(f"{llama_base_url}/models", timeout=10)
     response.raise_for_status()
     (served,) = response.json()["data"]
     return served["meta"]["n_embd"]
 
 
 @pytest.fixture
-def llm(tenant, llama_embeddings_url):
+def llm(tenant, llama_base_url):
     llm_provider_service.save_provider_config(
         tenant_id=tenant.pk,
         provider="local",
         default_model=MODEL_ALIAS,
-        base_url=llama_embeddings_url,
+        base_url=llama_base_url,
     )
     return LLMService(tenant.pk)
 
