@@ -3,6 +3,13 @@
 # Gemma 3 270M on 127.0.0.1. Not part of `make test`; run it as `make test-e2e` or
 # `bash scripts/e2e.sh`. The first run builds llama-server from source (several minutes).
 #
+# One llama-server serves chat, tool calls and embeddings:
+#   --jinja --chat-template-file e2e/gemma3-tools.jinja: the GGUF carries no chat template
+#     (llama-server would fall back to ChatML, without tools) and Gemma 3's own has no tool
+#     syntax; this one is Gemma 3's turn format with <tool_call> blocks (see its top).
+#   --embeddings --pooling mean: /v1/embeddings; in this llama.cpp the same server still
+#     answers chat (the same text at temperature 0 as without the flag, checked by hand).
+#
 #   PYTHON=.venv/bin/python   interpreter of the project's venv (default)
 #   E2E_PORT=18089            port for llama-server
 #   extra arguments are passed on to pytest
@@ -22,7 +29,9 @@ echo "model:        $MODEL"
 # --no-repack: with weight repacking on, llama-server crashed right after loading
 # (SIGSEGV/SIGILL) on our VMs, whose CPUs advertise AMX/AVX-512; plain weights work.
 "$SERVER" --model "$MODEL" --alias gemma-3-270m --host 127.0.0.1 --port "$PORT" \
-    --ctx-size 2048 --threads 2 --parallel 1 --no-repack >"$LOG" 2>&1 &
+    --ctx-size 2048 --threads 2 --parallel 1 --no-repack \
+    --jinja --chat-template-file e2e/gemma3-tools.jinja --embeddings --pooling mean \
+    >"$LOG" 2>&1 &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT
 

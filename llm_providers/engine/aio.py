@@ -34,6 +34,8 @@ import contextvars
 
 from asgiref.sync import sync_to_async
 
+from ..errors import ErrorType, ProviderError
+
 _on_server_pool: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "switchyard_on_server_pool", default=False
 )
@@ -79,3 +81,22 @@ async def to_end(awaitable):
     if cancelled:
         raise asyncio.CancelledError
     return result
+
+
+CLIENT_LEFT = "The client went away before the provider answered; the call was cancelled."
+
+
+async def cancellable(call, sending):
+    """Await the provider call; if the task is cancelled (the client left), the transport
+    has closed the connection (the provider sees the call end), and the usage row says
+    so before the cancellation goes on. `call` is the call's record (a chat's CallRecord,
+    an EmbedCall): anything with `afinish(error=, extra_metadata=)` that writes its row
+    to its end."""
+    try:
+        return await sending
+    except asyncio.CancelledError:
+        await call.afinish(
+            error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
+            extra_metadata={"client_disconnected": True, "cancelled": True},
+        )
+        raise

@@ -23,7 +23,6 @@ A config's `metadata` may hold (all optional):
      "pricing": {...}}         # see llm_providers.usage.pricing
 """
 
-import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +38,7 @@ from ..providers.base import UnsupportedFeature
 from ..redaction import register_secret
 from ..transport import asend as atransport
 from ..transport import send as transport
-from .aio import run_db
+from .aio import cancellable, run_db
 from .arguments import (
     check_common,
     check_max_tokens,
@@ -56,7 +55,7 @@ from .calls import (
     finish_models,
     models_request,
 )
-from .embeddings import run_embed
+from .embeddings import arun_embed, run_embed
 from .options import CallOptions
 from .resolution import ResolvedConfig, resolve
 from .results import ChatResult, CompletionResult, EmbeddingResult, ModelListResult
@@ -383,6 +382,29 @@ class LLMService:
             stream = await self._astart_stream(after, model=None, metadata=chain.metadata(), **call)
         return stream
 
+    async def aembed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        endpoint: str = Endpoint.EMBEDDING,
+        metadata: dict | None = None,
+        options: CallOptions | None = None,
+    ) -> EmbeddingResult:
+        """`embed`, awaitable. Cancelling the task (a client that left) closes the provider
+        connection and writes the row with `client_disconnected`."""
+        check_options(options)
+        return await arun_embed(
+            self,
+            inputs,
+            model=model,
+            dimensions=dimensions,
+            endpoint=endpoint,
+            metadata=metadata,
+            send=lambda resolved, spec: _asend(resolved, spec, options),
+        )
+
     # -- internals ---------------------------------------------------------------------
     def _send(self, resolved: ResolvedConfig, spec, options: CallOptions | None = None):
         """The sync transport, for the engine's helpers (passthrough, embeddings)."""
@@ -504,7 +526,7 @@ class LLMService:
             stream = AsyncChatStream(call, None, None, error=error)
             stream.result = await call.afinish(error=error)
             return stream
-        outcome = await _cancellable(call, _asend(resolved, spec, options))
+        outcome = await cancellable(call, _asend(resolved, spec, options))
         stream = AsyncChatStream(call, outcome, resolved.adapter)
         if stream.error is not None:
             stream.result = await call.afinish(error=stream.error)
@@ -564,7 +586,7 @@ class LLMService:
             spec = chat_request(call, max_tokens=max_tokens, temperature=temperature, extra=extra)
         except UnsupportedFeature as exc:
             return await call.afinish(error=unsupported_error(exc))
-        outcome = await _cancellable(call, _asend(resolved, spec, options))
+        outcome = await cancellable(call, _asend(resolved, spec, options))
         return await afinish_chat(call, outcome)
 
 
@@ -645,20 +667,3 @@ def _send(resolved: ResolvedConfig, spec, options: CallOptions | None):
 
 async def _asend(resolved: ResolvedConfig, spec, options: CallOptions | None):
     return await atransport.asend(spec, **_transport_args(resolved, options))
-
-
-CLIENT_LEFT = "The client went away before the provider answered; the call was cancelled."
-
-
-async def _cancellable(call: CallRecord, sending):
-    """Await the provider call; if the task is cancelled (the client left), the transport
-    has closed the connection (the provider sees the call end), and the usage row says
-    so before the cancellation goes on."""
-    try:
-        return await sending
-    except asyncio.CancelledError:
-        await call.afinish(
-            error=ProviderError(ErrorType.CONNECTION, CLIENT_LEFT),
-            extra_metadata={"client_disconnected": True, "cancelled": True},
-        )
-        raise

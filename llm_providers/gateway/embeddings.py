@@ -1,4 +1,5 @@
-"""`POST /v1/embeddings` in OpenAI's shape (SPEC §13), through LLMService.embed().
+"""`POST /v1/embeddings` in OpenAI's shape (SPEC §13), through LLMService.aembed()
+(under WSGI: embed(), the same rules and answers).
 
 One usage row per call (`endpoint=embedding`, `metadata.via=v1`). The provider is always
 asked for floats; `encoding_format: "base64"` (the openai SDK's default) is encoded here,
@@ -10,13 +11,24 @@ import json
 import struct
 import time
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ..models import Endpoint
 from . import wire
 from .errors import error_response, provider_error_response
+from .views import (
+    _authenticate,
+    _database_refusal,
+    _database_unavailable,
+    _method_not_allowed,
+    _server_timing,
+    _under_wsgi,
+    authenticate,
+)
 
 FIELDS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
 
@@ -79,9 +91,32 @@ def encode(vector: list[float], encoding: str):
 
 
 @csrf_exempt
-def embeddings(request):
-    from .views import _method_not_allowed, _server_timing, authenticate
+async def embeddings(request):
+    """Async (issue 9): waiting on the provider costs a socket, not a thread. Under WSGI
+    the same answer comes from the sync engine (`embeddings_wsgi`), as for chat."""
+    if _under_wsgi(request):
+        return await sync_to_async(embeddings_wsgi)(request)
+    started = time.perf_counter()
+    provider_ms = None
+    if request.method != "POST":
+        response = _method_not_allowed("POST")
+    else:
+        tenant_id, response = await _authenticate(request)
+        if response is None:
+            parsed, response = parse_request(request)
+        if response is None:
+            try:
+                service = await wire.aservice_for(tenant_id)
+            except DatabaseError as exc:
+                response = _database_unavailable(exc)
+            else:
+                result = await service.aembed(**call_args(parsed))
+                response, provider_ms = answer(result, parsed)
+    _server_timing(response, started, provider_ms)
+    return response
 
+
+def embeddings_wsgi(request):
     started = time.perf_counter()
     provider_ms = None
     if request.method != "POST":
@@ -89,28 +124,45 @@ def embeddings(request):
     else:
         tenant_id, response = authenticate(request)
         if response is None:
-            response, provider_ms = _embeddings(request, tenant_id)
+            parsed, response = parse_request(request)
+        if response is None:
+            try:
+                service = wire.service_for(tenant_id)
+            except DatabaseError as exc:
+                response = _database_unavailable(exc)
+            else:
+                response, provider_ms = answer(service.embed(**call_args(parsed)), parsed)
     _server_timing(response, started, provider_ms)
     return response
 
 
-def _embeddings(request, tenant_id):
+# -- shared by the async view and its WSGI twin ------------------------------------------
+def parse_request(request):
+    """(the parsed request, None) or (None, its 4xx answer, or the 503 while usage writes
+    fail: no call is made that cannot be accounted)."""
     try:
         parsed = parse(request.body)
     except RequestDataTooBig:
-        return error_response(
+        return None, error_response(
             413, "The request body is too large.", "invalid_request_error", "request_too_large"
-        ), None
+        )
     except wire.BadRequest as exc:
-        return error_response(400, exc.message, "invalid_request_error", exc.code, exc.param), None
-    service = wire.service_for(tenant_id)
-    result = service.embed(
-        parsed["inputs"],
-        model=parsed["model"],
-        dimensions=parsed["dimensions"],
-        endpoint=Endpoint.EMBEDDING,
-        metadata=dict(wire.USAGE_METADATA),
-    )
+        return None, error_response(400, exc.message, "invalid_request_error", exc.code, exc.param)
+    return parsed, _database_refusal()
+
+
+def call_args(parsed) -> dict:
+    return {
+        "inputs": parsed["inputs"],
+        "model": parsed["model"],
+        "dimensions": parsed["dimensions"],
+        "endpoint": Endpoint.EMBEDDING,
+        "metadata": dict(wire.USAGE_METADATA),
+    }
+
+
+def answer(result, parsed):
+    """(the response, the provider's time in ms or None)."""
     if not result.success:
         return provider_error_response(result.error), result.upstream_ms or None
     body = {

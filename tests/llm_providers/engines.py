@@ -65,3 +65,9 @@ def send_spec(engine, spec, **kwargs):
         return result
 
     return run_async(go)
+
+
+def embed(engine, service, *args, **kwargs):
+    if engine == "sync":
+        return service.embed(*args, **kwargs)
+    return run_async(lambda: service.aembed(*args, **kwargs))

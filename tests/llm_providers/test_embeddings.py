@@ -1,22 +1,35 @@
 # ruff: noqa: F811  (the gateway fixtures are imported from test_gateway, then requested)
 """Embeddings (SPEC §13): LLMService.embed() and POST /v1/embeddings."""
 
+import asyncio
+import base64
 import json
+import struct
+import threading
 from decimal import Decimal
 
 import openai
 import pytest
 import requests
 import responses
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
 
 from llm_providers.engine.results import EmbeddingResult
+from llm_providers.errors import ErrorType
 from llm_providers.models import UsageLog
 from llm_providers.services import LLMService
+from llm_providers.transport.asessions import aclose_sessions
+from llm_providers.usage import spool
 from tests.factories import ProviderConfigFactory
-from tests.support.wire import OPENAI_KEY
+from tests.support.processes import closed_port_url
+from tests.support.wire import ANTHROPIC_KEY, GROQ_KEY, OPENAI_KEY
 
-from .test_gateway import _fresh_gateway_cache, client, configure, sdk  # noqa: F401
+from . import engines
+from .test_async_engine import raw_server, read_request  # noqa: F401
+from .test_gateway import _fresh_gateway_cache, client, configure, only_row, sdk  # noqa: F401
 
+EMBEDDINGS = "/v1/embeddings"
 VECTORS = [[0.25, -0.5, 0.125], [1.0, 0.0, -1.0]]
 
 
@@ -31,25 +44,36 @@ def embeddings_reply(vectors=VECTORS, model="text-embedding-3-small", tokens=100
     }
 
 
+@pytest.fixture(params=engines.ENGINES)
+def engine(request):
+    """The rules below hold for `embed` and `aembed` alike (one EmbedCall behind both)."""
+    return request.param
+
+
 @pytest.fixture
-def embedding_config(tenant):
+def embedding_config(tenant, httpserver):
+    """OpenAI's adapter, aimed at a real local server (aiohttp and requests alike)."""
     return ProviderConfigFactory(
         tenant=tenant,
         provider="openai",
         default_model="text-embedding-3-small",
+        base_url=httpserver.url_for("/v1").rstrip("/"),
         api_key=OPENAI_KEY,
     )
 
 
-@responses.activate
-def test_embed_sends_openais_request_and_records_one_priced_row(embedding_config):
-    responses.post("https://api.openai.com/v1/embeddings", json=embeddings_reply())
+def test_embed_sends_openais_request_and_records_one_priced_row(
+    engine, embedding_config, httpserver
+):
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(embeddings_reply())
 
-    result = LLMService("tenant_123").embed(["first text", "second text"], dimensions=3)
+    result = engines.embed(
+        engine, LLMService("tenant_123"), ["first text", "second text"], dimensions=3
+    )
 
-    (call,) = responses.calls
-    assert call.request.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
-    assert json.loads(call.request.body) == {
+    ((request, _),) = httpserver.log
+    assert request.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
+    assert json.loads(request.data) == {
         "model": "text-embedding-3-small",
         "input": ["first text", "second text"],
         "encoding_format": "float",
@@ -69,26 +93,57 @@ def test_embed_sends_openais_request_and_records_one_priced_row(embedding_config
         True,
     )
     assert row.cost_usd == Decimal("0.00002000")
+    assert (row.metadata["inputs"], row.metadata["dimensions"]) == (2, 3)
 
 
 @responses.activate
-def test_embed_a_single_string_on_a_local_server_is_free(local_config_for):
-    local_config_for("http://127.0.0.1:8080/v1", model="nomic-embed")
-    responses.post("http://127.0.0.1:8080/v1/embeddings", json=embeddings_reply(VECTORS[:1]))
+def test_openais_embeddings_live_at_its_default_base_url(tenant):
+    ProviderConfigFactory(
+        tenant=tenant, provider="openai", default_model="text-embedding-3-small", api_key=OPENAI_KEY
+    )
+    responses.post("https://api.openai.com/v1/embeddings", json=embeddings_reply())
 
-    result = LLMService("tenant_123").embed("one text")
+    result = LLMService("tenant_123").embed(["first text", "second text"])
 
-    assert json.loads(responses.calls[0].request.body)["input"] == ["one text"]
+    assert result.success and len(responses.calls) == 1
+
+
+def test_embed_a_single_string_on_a_local_server_is_free(engine, local_config_for, httpserver):
+    local_config_for(httpserver.url_for("/v1"), model="nomic-embed")
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(
+        embeddings_reply(VECTORS[:1])
+    )
+
+    result = engines.embed(engine, LLMService("tenant_123"), "one text")
+
+    sent = json.loads(httpserver.log[0][0].data)
+    assert sent == {"model": "nomic-embed", "input": ["one text"], "encoding_format": "float"}
+    assert "dimensions" not in sent  # only when asked for
     assert result.vectors == VECTORS[:1] and result.cost_usd == Decimal(0)
+    row = UsageLog.objects.get()
+    assert (row.endpoint, row.provider, row.prompt_tokens, row.cost_usd) == (
+        "embedding",
+        "local",
+        1000,
+        Decimal(0),
+    )
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "groq"])
-def test_providers_without_embeddings_answer_a_clear_invalid_request(provider, request):
-    request.getfixturevalue(f"{provider}_config")
-    with responses.RequestsMock() as mock:
-        result = LLMService("tenant_123").embed(["x"])
-        assert len(mock.calls) == 0
+def test_providers_without_embeddings_answer_a_clear_invalid_request(
+    engine, provider, tenant, httpserver
+):
+    ProviderConfigFactory(
+        tenant=tenant,
+        provider=provider,
+        default_model="m",
+        base_url=httpserver.url_for("/v1").rstrip("/"),
+        api_key=ANTHROPIC_KEY if provider == "anthropic" else GROQ_KEY,
+    )
 
+    result = engines.embed(engine, LLMService("tenant_123"), ["x"])
+
+    assert httpserver.log == []  # refused before any request
     assert not result.success
     assert result.error.type == "invalid_request"
     assert "embeddings" in result.error.message
@@ -96,19 +151,117 @@ def test_providers_without_embeddings_answer_a_clear_invalid_request(provider, r
     assert (row.endpoint, row.error_type) == ("embedding", "invalid_request")
 
 
-@responses.activate
-def test_a_vector_count_that_does_not_match_is_a_bad_response(embedding_config):
-    responses.post("https://api.openai.com/v1/embeddings", json=embeddings_reply(VECTORS[:1]))
+def test_a_vector_count_that_does_not_match_is_a_bad_response(engine, embedding_config, httpserver):
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(
+        embeddings_reply(VECTORS[:1])
+    )
 
-    result = LLMService("tenant_123").embed(["a", "b"])
+    result = engines.embed(engine, LLMService("tenant_123"), ["a", "b"])
 
     assert result.error.type == "bad_response"
+    row = UsageLog.objects.get()
+    assert (row.endpoint, row.success, row.error_type) == ("embedding", False, "bad_response")
+
+
+def test_a_provider_error_is_normalised_and_recorded(engine, embedding_config, httpserver):
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(
+        {"error": {"message": "Incorrect API key provided.", "type": "invalid_request_error"}},
+        status=401,
+    )
+
+    result = engines.embed(engine, LLMService("tenant_123"), ["a"])
+
+    assert not result.success
+    assert (result.error.type, result.error.status_code) == ("authentication", 401)
+    assert result.cost_usd == Decimal(0)
+    row = UsageLog.objects.get()
+    assert (row.endpoint, row.error_type, row.status_code) == ("embedding", "authentication", 401)
+    assert OPENAI_KEY not in json.dumps(row.metadata) + (row.error_message or "")
+
+
+def test_an_unreachable_server_is_a_connection_error(engine, local_config_for):
+    local_config_for(closed_port_url())
+
+    result = engines.embed(engine, LLMService("tenant_123"), ["a"])
+
+    assert result.error.type == ErrorType.CONNECTION
+    assert UsageLog.objects.get().error_type == "connection"
+
+
+def test_a_tenant_without_a_config_gets_a_configuration_error(engine, tenant, settings):
+    settings.LLM_DEFAULT_PROVIDER = ""
+
+    result = engines.embed(engine, LLMService("tenant_123"), ["a"])
+
+    assert result.error.type == ErrorType.CONFIGURATION
+    assert UsageLog.objects.get().endpoint == "embedding"
+
+
+def test_vectors_of_another_size_than_dimensions_asked_are_an_error_naming_it(
+    engine, local_config_for, httpserver
+):
+    """llama-server ignores `dimensions` (it answers full-size vectors): never silently."""
+    local_config_for(httpserver.url_for("/v1"), model="nomic-embed")
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(embeddings_reply())
+
+    result = engines.embed(engine, LLMService("tenant_123"), ["a", "b"], dimensions=2)
+
+    assert json.loads(httpserver.log[0][0].data)["dimensions"] == 2
+    assert not result.success and result.vectors == []
+    assert (result.error.type, result.error.param) == ("invalid_request", "dimensions")
+    assert "2 asked, 3 returned" in result.error.message
+    row = UsageLog.objects.get()
+    # The provider did the work: its tokens are on the row.
+    assert (row.endpoint, row.success, row.error_type, row.prompt_tokens) == (
+        "embedding",
+        False,
+        "invalid_request",
+        1000,
+    )
 
 
 @pytest.mark.parametrize("inputs", [[], "", [""], [1, 2], None])
-def test_bad_inputs_are_programming_errors(embedding_config, inputs):
+def test_bad_inputs_are_programming_errors(engine, embedding_config, inputs):
     with pytest.raises(ValueError):
-        LLMService("tenant_123").embed(inputs)
+        engines.embed(engine, LLMService("tenant_123"), inputs)
+    assert not UsageLog.objects.exists()
+
+
+@pytest.mark.parametrize("dimensions", [0, -1, True, 1.5, "3"])
+def test_bad_dimensions_are_programming_errors(engine, embedding_config, dimensions):
+    with pytest.raises(ValueError):
+        engines.embed(engine, LLMService("tenant_123"), ["a"], dimensions=dimensions)
+
+
+def test_a_cancelled_aembed_closes_the_provider_connection_and_says_so(
+    raw_server, local_config_for
+):
+    got_request, saw_close = threading.Event(), threading.Event()
+
+    def hold(conn):
+        read_request(conn)
+        got_request.set()
+        conn.settimeout(10)
+        if conn.recv(1) == b"":  # the client closed the connection
+            saw_close.set()
+
+    server = raw_server(hold)
+    local_config_for(server.url())
+
+    async def scenario():
+        task = asyncio.ensure_future(LLMService("tenant_123").aembed(["a"]))
+        assert await asyncio.to_thread(got_request.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await aclose_sessions()
+
+    async_to_sync(scenario)()
+
+    assert saw_close.wait(10)
+    row = UsageLog.objects.get()
+    assert (row.endpoint, row.success, row.error_type) == ("embedding", False, "connection")
+    assert row.metadata["client_disconnected"] is True and row.metadata["cancelled"] is True
 
 
 # -- /v1/embeddings ---------------------------------------------------------------------
@@ -196,3 +349,92 @@ def test_langchain_openai_embeddings(live_server, api_key, configure, httpserver
     )
 
     assert embedder.embed_documents(["first text", "second text"]) == VECTORS
+
+
+# -- the async view under ASGI (Django's ASGI handler; the live server above is WSGI) -----
+def asgi_post(path, body, key):
+    """POST through Django's ASGI handler (an ASGIRequest: the async view's own path)."""
+
+    async def go():
+        try:
+            return await AsyncClient().post(
+                path,
+                json.dumps(body),
+                content_type="application/json",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        finally:
+            await aclose_sessions()
+
+    return async_to_sync(go)()
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_the_async_view_embeds_through_aembed(
+    api_key, configure, httpserver, tenant, encoding, monkeypatch
+):
+    configure("local")
+    httpserver.expect_request(EMBEDDINGS, method="POST").respond_with_json(embeddings_reply())
+    # Proof that the async path serves: the sync method is not called.
+    monkeypatch.setattr(LLMService, "embed", None)
+
+    response = asgi_post(
+        "/v1/embeddings",
+        {"model": "m", "input": ["first text", "second text"], "encoding_format": encoding},
+        api_key.plain_key,
+    )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    vectors = [d["embedding"] for d in body["data"]]
+    if encoding == "base64":
+        vectors = [
+            list(struct.unpack(f"<{len(v)}f", base64.b64decode(e)))
+            for v, e in zip(VECTORS, vectors, strict=True)
+        ]
+    assert vectors == VECTORS
+    assert body["usage"] == {"prompt_tokens": 1000, "total_tokens": 1000}
+    assert "provider;dur=" in response["Server-Timing"]
+    assert json.loads(httpserver.log[0][0].data)["input"] == ["first text", "second text"]
+    row = only_row(tenant)
+    assert (row.endpoint, row.metadata["via"], row.prompt_tokens) == ("embedding", "v1", 1000)
+
+
+def test_the_async_view_answers_an_anthropic_tenant_with_a_clear_400(
+    api_key, configure, httpserver, tenant
+):
+    configure("anthropic")
+
+    response = asgi_post("/v1/embeddings", {"model": "m", "input": "x"}, api_key.plain_key)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "embeddings" in response.json()["error"]["message"]
+    assert httpserver.log == []
+    assert only_row(tenant).error_type == "invalid_request"
+
+
+@pytest.mark.parametrize("served", ["asgi", "wsgi"])
+def test_no_embedding_is_made_while_usage_writes_fail(
+    served, api_key, configure, httpserver, live_server, tenant
+):
+    configure("local")
+    spool.note_failure()
+    try:
+        body = {"model": "m", "input": "x"}
+        if served == "asgi":
+            response = asgi_post("/v1/embeddings", body, api_key.plain_key)
+            status, error = response.status_code, response.json()["error"]
+        else:
+            response = requests.post(
+                f"{live_server.url}/v1/embeddings",
+                json=body,
+                headers={"Authorization": f"Bearer {api_key.plain_key}"},
+                timeout=10,
+            )
+            status, error = response.status_code, response.json()["error"]
+    finally:
+        spool.note_success()
+
+    assert (status, error["code"]) == (503, "database_unavailable")
+    assert httpserver.log == []
