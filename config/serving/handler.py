@@ -108,7 +108,9 @@ class OnLoopSessionMiddleware(_OnLoop, SessionMiddleware):
     read or changed (or SESSION_SAVE_EVERY_REQUEST) is finished on the thread."""
 
     def response_on_loop(self, request, response) -> bool:
-        session = request.session
+        session = getattr(request, "session", None)  # absent: Django's step does nothing
+        if session is None:
+            return True
         return not (session.accessed or session.modified or settings.SESSION_SAVE_EVERY_REQUEST)
 
 
