@@ -203,7 +203,7 @@ async def _send_on_loop(signal, sender, **named) -> None:
 
 def _closes_on_loop(closer) -> bool:
     # The request's own close (its body buffer; Django appends it to every response).
-    if getattr(closer, "__func__", None) in (ASGIRequest.close,):
+    if getattr(closer, "__func__", None) is ASGIRequest.close:
         return True
     return getattr(closer, ON_LOOP, False) is True
 
