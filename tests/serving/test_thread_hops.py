@@ -367,3 +367,45 @@ def test_the_django_code_the_serving_handler_follows_is_unchanged():
     assert FOLLOWED_SOURCES["HttpResponseBase.close"][0] is HttpResponseBase.close
     for name, (function, digest) in FOLLOWED_SOURCES.items():
         assert source_digest(function) == digest, name
+
+
+def test_a_middleware_step_that_would_read_or_write_goes_to_the_thread(rf, settings):
+    """The rules that keep a step off the loop: a session read or changed, messages read
+    or added, CSRF_USE_SESSIONS, a CSRF check of an unsafe request to a view not exempt."""
+    from django.contrib.messages.storage import default_storage
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from config.serving.handler import (
+        OnLoopCsrfViewMiddleware,
+        OnLoopMessageMiddleware,
+        OnLoopSessionMiddleware,
+    )
+
+    def noop(request):
+        raise AssertionError("not called")
+
+    request = rf.get("/")
+    request.session = SessionStore()
+    sessions = OnLoopSessionMiddleware(noop)
+    assert sessions.response_on_loop(request, None)  # untouched: nothing to save
+    request.session["seen"] = True
+    assert not sessions.response_on_loop(request, None)  # changed: saved on the thread
+    settings.SESSION_SAVE_EVERY_REQUEST = True
+    untouched = rf.get("/")
+    untouched.session = SessionStore()
+    assert not sessions.response_on_loop(untouched, None)  # saved every request: thread
+    settings.SESSION_SAVE_EVERY_REQUEST = False
+
+    messages = OnLoopMessageMiddleware(noop)
+    fresh = rf.get("/")
+    fresh.session = SessionStore()
+    fresh._messages = default_storage(fresh)
+    assert messages.response_on_loop(fresh, None)
+    fresh._messages.add(20, "saved")
+    assert not messages.response_on_loop(fresh, None)  # added: stored on the thread
+
+    csrf = OnLoopCsrfViewMiddleware(noop)
+    assert csrf.request_on_loop(rf.get("/")) and csrf.response_on_loop(rf.get("/"), None)
+    settings.CSRF_USE_SESSIONS = True
+    assert not csrf.request_on_loop(rf.get("/"))
+    assert not csrf.response_on_loop(rf.get("/"), None)
