@@ -15,7 +15,7 @@ import time
 import pytest
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connection
+from django.db import connection, connections
 from django.http import HttpResponseBase
 
 from config.serving.handler import FOLLOWED_SOURCES, source_digest
@@ -24,7 +24,7 @@ from llm_providers import health
 from llm_providers.gateway import cache
 from llm_providers.transport.asessions import aclose_sessions
 from tests.factories import ProviderConfigFactory
-from tests.support.asgi import HopLog, request, served
+from tests.support.asgi import HopLog, close_thread_connections, request, served
 from tests.support.wire import openai_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +61,7 @@ def _fresh(settings):
     cache.clear()
     yield
     cache.clear()
+    close_thread_connections()
 
 
 @pytest.fixture
@@ -281,6 +282,9 @@ def test_a_pooled_thread_replaces_an_obsolete_connection_before_its_next_call(db
             return [await call(False), await call(True), await call(False)]
 
     (first, thread1), (kept, thread2), (replaced, thread3) = run(scenario())
+    lease = pool.lease()  # the thread's connection, closed for the database's teardown
+    lease.submit(connections.close_all).result(timeout=10)
+    lease.release()
 
     assert thread1 == thread2 == thread3  # one pooled thread
     assert kept is first  # a good connection is reused

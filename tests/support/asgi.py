@@ -15,9 +15,34 @@ from dataclasses import dataclass, field
 from config.serving.handler import ServingASGIHandler
 from config.serving.threads import SyncViewThreads, _Lease, _PerCall
 
+_served: list[SyncViewThreads] = []
+
 
 def served(size: int = 4) -> SyncViewThreads:
-    return SyncViewThreads(ServingASGIHandler(), size=size)
+    app = SyncViewThreads(ServingASGIHandler(), size=size)
+    _served.append(app)
+    return app
+
+
+def close_thread_connections() -> None:
+    """Close the database connections kept by the pooled threads of every app `served()`
+    built and by /healthz's own threads: left open, they stop PostgreSQL from dropping the
+    test database at the end of the run."""
+    from django.db import connections
+
+    from llm_providers import health
+
+    while _served:
+        pool = _served.pop().pool
+        leases = [pool.lease() for _ in range(pool.size)]  # every thread at once
+        try:
+            for future in [lease.submit(connections.close_all) for lease in leases]:
+                future.result(timeout=10)
+        finally:
+            for lease in leases:
+                lease.release()
+    for thread in (health._checks, health._replays):
+        thread.run(connections.close_all).result(timeout=10)
 
 
 @dataclass
