@@ -1,20 +1,25 @@
 """The ASGI application `scripts/run.sh` serves (granian; see config/serving/).
 
 Outermost first: the body limits (nothing reaches Django before its body is complete and
-within bounds), then the pooled threads the sync views run on, then Django.
+within bounds), then the pooled threads the sync views run on, then Django (its handler
+as config/serving/handler.py adapts it).
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as get_asgi_application() does
 
 from django.conf import settings  # noqa: E402  (settings are configured by the line above)
 
+from config.serving.handler import ServingASGIHandler  # noqa: E402
 from config.serving.limits import BodyLimits  # noqa: E402
 from config.serving.threads import SyncViewThreads  # noqa: E402
+
+# Django's ASGIHandler minus the thread hops an async-view request does not need.
+django_application = ServingASGIHandler()
 
 application = BodyLimits(
     SyncViewThreads(django_application, size=settings.WEB_THREADS),

@@ -355,6 +355,10 @@ LLM_USAGE_SPOOL_DIR = env.str(
 # --- Streams (issue 15.8) -----------------------------------------------------------------
 # Longest a stream may run, from its first byte; 0: the call's deadline (LLM_REQUEST_DEADLINE).
 LLM_STREAM_MAX_SECONDS = env.float("LLM_STREAM_MAX_SECONDS", default=0)
+# --- /healthz (llm_providers/health.py) ------------------------------------------------------
+# Longest the probe waits for its checks (database, cache, spool; on a thread of its own)
+# before answering 503 `fail`: a stuck database fails the probe fast instead of hanging it.
+LLM_HEALTHZ_TIMEOUT_SECONDS = env.float("LLM_HEALTHZ_TIMEOUT_SECONDS", default=2.0)
 
 # --- Serving (ASGI; scripts/run.sh and config/asgi.py; README "Scaling and deployment") ---
 # Threads per web process that run the sync views (each request leases one for its whole

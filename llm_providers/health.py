@@ -1,10 +1,27 @@
-"""GET /healthz for load balancers: process, database and the latest provider validation."""
+"""GET /healthz for load balancers: process, database and the latest provider validation.
 
+Under ASGI the probe must answer while every pooled sync-view thread is busy (issue 9: at
+1,024 open /v1 calls it waited 1-4 s behind their usage INSERTs). So it is an async view
+whose checks (the database's `SELECT 1`, the cache reads, the spool's files) run on a
+thread of its own (`ProbeThread`: one thread, its own database connection, looked after
+as Django does at a request's start), never on the loop and never on the shared pool;
+its answer is awaited at most LLM_HEALTHZ_TIMEOUT_SECONDS, after which a stuck database
+is a 503 `fail`, not a hung probe. Probes that arrive while a check runs share it. Spooled
+usage rows are written back on a second thread of its own, in the background: a long
+replay neither delays nor fails a probe. Under WSGI (the test client, gunicorn) the same
+checks run inline, the replay included, as they always have.
+"""
+
+import asyncio
 import logging
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError, close_old_connections, connections
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -46,15 +63,20 @@ def validation_check() -> dict:
     }
 
 
-def usage_writes_check() -> dict:
+def replay_spool() -> None:
+    try:
+        spool.replay()
+    except Exception:
+        logger.warning("healthz: usage spool replay failed", exc_info=True)
+
+
+def usage_writes_check(replay=replay_spool) -> dict:
     """Whether usage rows are being written (issue 15.5): `degraded` while writes fail or
-    rows wait in the local spool; the probe also writes spooled rows back."""
+    rows wait in the local spool; the probe also has spooled rows written back (`replay`:
+    inline, or handed to a thread that does it in the background)."""
     pending = spool.pending_files()
     if pending and not spool.failing_now():
-        try:
-            spool.replay()
-        except Exception:
-            logger.warning("healthz: usage spool replay failed", exc_info=True)
+        replay()
         pending = spool.pending_files()
     if spool.failing_now() or pending:
         return {"status": "degraded", "spool_files": len(pending), "failing": spool.failing_now()}
@@ -75,27 +97,80 @@ def queue_daily_usage_work() -> None:
         logger.warning("healthz: could not queue the daily usage task", exc_info=True)
 
 
-@never_cache
-@require_safe
-def healthz(request):
+def health_report(replay=replay_spool) -> tuple[int, dict]:
+    """(HTTP status, body) of a probe: every check, sync (it queries and reads the cache)."""
     database = database_check()
     if database["status"] != "ok":
-        return JsonResponse({"status": "fail", "checks": {"database": database}}, status=503)
+        return 503, {"status": "fail", "checks": {"database": database}}
     queue_daily_usage_work()
     validation = validation_check()
-    usage_writes = usage_writes_check()
+    usage_writes = usage_writes_check(replay)
     degraded = "degraded" in (validation["status"], usage_writes["status"])
-    return JsonResponse(
-        {
-            "status": "degraded" if degraded else "ok",
-            "checks": {
-                "process": {"status": "ok"},
-                "database": database,
-                "validation": validation,
-                # Provider configs skipped by their circuit breaker: a provider's outage,
-                # not this instance's, so it does not change `status`.
-                "breakers": health_counts(),
-                "usage_writes": usage_writes,
-            },
-        }
-    )
+    return 200, {
+        "status": "degraded" if degraded else "ok",
+        "checks": {
+            "process": {"status": "ok"},
+            "database": database,
+            "validation": validation,
+            # Provider configs skipped by their circuit breaker: a provider's outage,
+            # not this instance's, so it does not change `status`.
+            "breakers": health_counts(),
+            "usage_writes": usage_writes,
+        },
+    }
+
+
+class ProbeThread:
+    """A one-thread executor for one kind of job, one job at a time: callers while a job
+    runs share it (a stuck database costs one thread, not one per probe)."""
+
+    def __init__(self, name: str):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+
+    def run(self, job) -> Future:
+        """The running job's future, or a new one for `job` (with `job` fresh connections)."""
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = self._executor.submit(_with_fresh_connections, job)
+            return self._running
+
+
+def _with_fresh_connections(job):
+    # This thread's connection between jobs, as Django treats a request's thread at its
+    # start: CONN_MAX_AGE, a broken connection closed, CONN_HEALTH_CHECKS' check re-armed.
+    close_old_connections()
+    return job()
+
+
+_checks = ProbeThread("healthz")
+_replays = ProbeThread("healthz-replay")
+
+
+def replay_in_background() -> None:
+    _replays.run(replay_spool)
+
+
+def _checks_job():
+    return health_report(replay=replay_in_background)
+
+
+async def _report_off_the_loop() -> tuple[int, dict]:
+    timeout = settings.LLM_HEALTHZ_TIMEOUT_SECONDS
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(asyncio.wrap_future(_checks.run(_checks_job)))
+    except TimeoutError:
+        logger.error("healthz: the checks did not answer within %g s", timeout)
+        return 503, {"status": "fail", "checks": {"database": {"status": "fail"}}}
+
+
+@never_cache
+@require_safe
+async def healthz(request):
+    if isinstance(request, ASGIRequest):
+        status, body = await _report_off_the_loop()
+    else:  # WSGI: the checks on the request's own thread, as a sync view
+        status, body = await sync_to_async(health_report)()
+    return JsonResponse(body, status=status)

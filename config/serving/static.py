@@ -30,10 +30,18 @@ class AsyncCapableWhiteNoiseMiddleware(WhiteNoiseMiddleware):
         return super().__call__(request)
 
     async def _acall(self, request):
-        if self.autorefresh:
-            static_file = await sync_to_async(self.find_file)(request.path_info)
+        if self.autorefresh:  # DEBUG: looked up on disk, on a thread; only where it may be
+            static_file = None
+            if self._may_be_a_file(request.path_info):
+                static_file = await sync_to_async(self.find_file)(request.path_info)
         else:
             static_file = self.files.get(request.path_info)
         if static_file is not None:
             return await sync_to_async(self.serve)(static_file, request)
         return await self.get_response(request)
+
+    def _may_be_a_file(self, url: str) -> bool:
+        """Whether `find_file` could find anything at `url` (the prefixes it searches)."""
+        if self.use_finders and url.startswith(self.static_prefix):
+            return True
+        return any(url.startswith(prefix) for _root, prefix in self.directories)

@@ -22,8 +22,13 @@ from collections import deque
 from concurrent.futures import Executor, Future
 
 from asgiref.sync import ThreadSensitiveContext
+from django.db import close_old_connections, reset_queries
 
 from llm_providers.engine.aio import reset_pool_mark, serve_on_pool
+
+# Set in the scope of requests whose sync calls take a thread per call (read by
+# config/serving/handler.py, which then leaves the connections' upkeep to the pool).
+THREAD_PER_CALL = "switchyard.thread_per_call"
 
 
 class _Worker:
@@ -156,15 +161,26 @@ class _Lease(Executor):
         self.release()
 
 
+def _with_fresh_connections(fn, args, kwargs):
+    """Django's request boundary, for one call: what request_started's receivers do for a
+    request's thread (CONN_MAX_AGE, a connection left broken or in a transaction, the
+    health check of CONN_HEALTH_CHECKS, DEBUG's query log), done on the call's thread."""
+    reset_queries()
+    close_old_connections()
+    return fn(*args, **kwargs)
+
+
 class _PerCall(Executor):
     """A thread per call, back to the pool when the call ends (async-view paths).
 
-    A request to an async view still makes a few sync calls (Django's request_started /
-    request_finished receivers, its usage INSERT), each an independent autocommit
-    statement. A sticky lease would keep a thread from the first of them (at the very
-    start of the request) to its end, so /v1 would again hold WEB_THREADS calls at once,
-    the rest waiting: measured, 56 req/s at 256 open requests. Here each call takes any
-    idle pooled thread (with its kept database connection) for its own length only.
+    A request to an async view still makes a few sync calls (its admission, its usage
+    INSERT), each an independent autocommit statement. A sticky lease would keep a thread
+    from the first of them to the end of the request, so /v1 would again hold WEB_THREADS
+    calls at once, the rest waiting: measured, 56 req/s at 256 open requests. Here each
+    call takes any idle pooled thread (with its kept database connection) for its own
+    length only, and that thread's connections are looked after first, as Django does at
+    a request's start: the handler (config/serving/handler.py) skips those receivers for
+    these requests, which on a random pooled thread looked after the wrong connections.
     """
 
     def __init__(self, pool: StickyThreadPool):
@@ -172,13 +188,16 @@ class _PerCall(Executor):
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         lease = self._pool.lease()
-        future = lease.submit(fn, *args, **kwargs)
+        future = lease.submit(_with_fresh_connections, fn, args, kwargs)
         future.add_done_callback(lambda _: lease.release())
         return future
 
 
 # Paths served by async views: their sync calls take a thread per call, not per request.
 ASYNC_VIEW_PREFIXES = ("/v1/",)
+# /healthz is async too, its checks on a thread of its own (llm_providers/health.py): it
+# must never wait for one of these threads, which the /v1 usage INSERTs keep busy.
+ASYNC_VIEW_PATHS = ("/healthz",)
 
 
 class SyncViewThreads:
@@ -197,7 +216,9 @@ class SyncViewThreads:
         # engine may hand its usage row to the writer thread from the loop (engine/aio.py).
         marked = serve_on_pool()
         try:
-            if scope.get("path", "").startswith(ASYNC_VIEW_PREFIXES):
+            path = scope.get("path", "")
+            if path.startswith(ASYNC_VIEW_PREFIXES) or path in ASYNC_VIEW_PATHS:
+                scope = {**scope, THREAD_PER_CALL: True}
                 async with ThreadSensitiveContext(executor=self.per_call):
                     return await self.app(scope, receive, send)
             lease = self.pool.lease()

@@ -81,10 +81,20 @@ def _finish(span, token, request, response):
         span.set_attribute("error.type", str(response.status_code))
         span.set_status(Status(StatusCode.ERROR))
     if response.streaming:
-        response._resource_closers.append(span.end)  # called by response.close()
+        response._resource_closers.append(_closer(span))  # called by response.close()
     else:
         span.end()
     return response
+
+
+def _closer(span):
+    def end_span():
+        span.end()
+
+    # Ending a span only queues it for the batch exporter: config/serving/handler.py may
+    # close the response on the event loop instead of a thread (no import of config here).
+    end_span.switchyard_on_loop = True  # type: ignore[attr-defined]
+    return end_span
 
 
 def _fail(span, token, exc):
