@@ -117,12 +117,13 @@ class CallRecord:
     def finish(self, **outcome) -> CompletionResult:
         """The call's result, with its usage row written (and its admission settled)."""
         result, row = self.conclude(**outcome)
-        if row is not None:
-            try:
+        try:
+            if row is not None:
                 result.usage_log_id = write_usage(**row)
-            finally:
-                # After the row (reconciliation counts rows); also when the INSERT failed.
-                limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
+        finally:
+            # After the row (reconciliation counts rows); also when the INSERT failed, and
+            # when there is no row (a tenant that does not exist still took its slot).
+            limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
         return result
 
     async def afinish(self, **outcome) -> CompletionResult:
@@ -132,11 +133,11 @@ class CallRecord:
         if not self._finishes_on_loop(outcome.get("error"), outcome.get("extra_metadata")):
             return await run_db_to_end(self.finish, **outcome)
         result, row = self.conclude(**outcome)
-        if row is not None:
-            try:
+        try:
+            if row is not None:
                 result.usage_log_id = await to_end(writer.asubmit(usage_row(**row)))
-            finally:
-                limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
+        finally:
+            limits.settle(self.admission, tokens=result.tokens_used, cost=result.cost_usd)
         return result
 
     def _finishes_on_loop(self, error, extra_metadata) -> bool:

@@ -11,12 +11,13 @@ import time
 
 from django.conf import settings
 
+from .. import limits
 from ..errors import ErrorType, ProviderError
 from ..models import Endpoint
 from ..providers.base import BadResponse, UnsupportedFeature, parse_json
 from ..usage.pricing import ZERO, cost_usd
 from ..usage.writes import write_usage
-from .aio import cancellable, run_db_to_end
+from .aio import cancellable, run_db, run_db_to_end
 from .arguments import check_common
 from .calls import elapsed_ms, log_failure
 from .results import EmbeddingResult
@@ -53,6 +54,7 @@ def run_embed(service, inputs, *, model, dimensions, endpoint, metadata, send) -
     started = time.perf_counter()
     resolved = service.resolve()
     call = EmbedCall(service, resolved, inputs, model, dimensions, endpoint, metadata, started)
+    call.admit()
     outcome = send(call.resolved, call.spec) if call.spec is not None else None
     return call.finish(outcome)
 
@@ -68,6 +70,7 @@ async def arun_embed(
     started = time.perf_counter()
     resolved = await service.aresolve()
     call = EmbedCall(service, resolved, inputs, model, dimensions, endpoint, metadata, started)
+    await run_db(call.admit)
     outcome = None
     if call.spec is not None:
         outcome = await cancellable(call, send(call.resolved, call.spec))
@@ -88,6 +91,8 @@ class EmbedCall:
         self.metadata = metadata
         self.spec = None  # the HTTP request to send; None: refused before any
         self.error: ProviderError | None = None
+        self.admission = None  # llm_providers.limits: the call's reservation, if any
+        self.spent = (0, ZERO)  # (tokens, cost) to settle the admission with
         if not resolved.usable:
             self.error = resolved.error
             return
@@ -103,6 +108,26 @@ class EmbedCall:
             )
         except UnsupportedFeature as exc:
             self.error = ProviderError(ErrorType.INVALID_REQUEST, exc.message, param=exc.param)
+
+    def admit(self) -> None:
+        """The tenant's limits (SPEC §14), as for a chat: reserve the inputs' tokens (an
+        embedding has no output) and their price, or refuse the call before it is sent.
+        Settled in `finish`."""
+        if self.spec is None:
+            return
+        resolved = self.resolved
+        self.admission = limits.admit(
+            self.service.tenant_id,
+            provider=resolved.provider,
+            model=self.model,
+            messages=[{"role": "user", "content": text} for text in self.inputs],
+            max_tokens=None,
+            metadata=resolved.metadata,
+            completion_tokens=0,
+        )
+        if self.admission is not None and self.admission.error is not None:
+            self.error = self.admission.error
+            self.spec = None
 
     def ignored_dimensions(self, vectors) -> ProviderError | None:
         """Some servers (llama.cpp's llama-server) ignore `dimensions` and answer full-size
@@ -128,7 +153,16 @@ class EmbedCall:
         self, outcome=None, *, error: ProviderError | None = None, extra_metadata=None
     ) -> EmbeddingResult:
         """The result and its usage row, from the transport's outcome (None: not sent) or
-        an `error` of Switchyard's own (the client left). Sync: it writes to the database."""
+        an `error` of Switchyard's own (the client left); then the admission is settled
+        with what was spent (also when the row's write failed). Sync: it writes to the
+        database."""
+        try:
+            return self._finish(outcome, error=error, extra_metadata=extra_metadata)
+        finally:
+            tokens, cost = self.spent
+            limits.settle(self.admission, tokens=tokens, cost=cost)
+
+    def _finish(self, outcome, *, error, extra_metadata) -> EmbeddingResult:
         resolved = self.resolved
         model = self.model
         result = EmbeddingResult(success=False, model=model or "", provider=resolved.provider or "")
@@ -176,6 +210,7 @@ class EmbedCall:
         else:
             result.cost_usd = ZERO
         result.latency_ms = elapsed_ms(self.started)
+        self.spent = (result.prompt_tokens, result.cost_usd)
         if result.error is not None:
             log_failure(self.service.tenant_id, resolved, model, self.endpoint, result.error)
         if resolved.tenant_exists:
@@ -191,6 +226,8 @@ class EmbedCall:
                 meta["prompt"] = self.inputs
             if extra_metadata:
                 meta.update(extra_metadata)
+            if self.admission is not None:
+                meta.update(self.admission.usage_metadata())
             result.usage_log_id = write_usage(
                 tenant_id=self.service.tenant_id,
                 resolved=resolved,

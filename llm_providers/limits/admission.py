@@ -175,10 +175,13 @@ def admit(
     max_tokens: int | None,
     metadata: dict | None,
     policy=None,
+    completion_tokens: int | None = None,
 ) -> Admission | None:
     """Reserve one call's worst case for `tenant_id`; None when there is nothing to do.
 
     `policy`: the tenant's policy as the caller already holds it (not looked up again).
+    `completion_tokens`: the answer's length when known (0 for embeddings), instead of
+    max_tokens or the configured cap.
     """
     limits = policy.limits if policy is not None else limits_for(tenant_id)
     local = (limits is None or limits.max_concurrent is None) and bool(
@@ -203,7 +206,9 @@ def admit(
     if limits is None:
         return admission
     try:
-        _reserve(admission, limits, provider, model, messages, max_tokens, metadata)
+        _reserve(
+            admission, limits, provider, model, messages, max_tokens, metadata, completion_tokens
+        )
     except Exception:
         # Fail closed: a tenant with limits is never served unlimited because the
         # backend (database or Redis) is unreachable.
@@ -248,9 +253,15 @@ def _abandoned(tenant_id, local_slot, backend, hold_id) -> None:
             logger.warning("could not release an abandoned hold of tenant %s", tenant_id)
 
 
-def _reserve(admission, limits, provider, model, messages, max_tokens, metadata) -> None:
+def _reserve(  # noqa: PLR0913 (the call's facts, as admit received them)
+    admission, limits, provider, model, messages, max_tokens, metadata, completion_tokens
+) -> None:
     prompt = estimate_prompt_tokens(messages)
-    completion = reserved_completion_tokens(max_tokens, metadata)
+    completion = (
+        reserved_completion_tokens(max_tokens, metadata)
+        if completion_tokens is None
+        else completion_tokens
+    )
     tokens = prompt + completion
     cost = 0
     if limits.money:

@@ -195,3 +195,42 @@ def test_a_call_cancelled_while_its_row_waits_for_the_writer_keeps_it(
 
     assert UsageLog.objects.count() == 2
     assert UsageLog.objects.filter(success=True).count() == 2
+
+
+def test_a_call_cancelled_while_the_provider_answers_keeps_a_row_saying_so(
+    httpserver, local_config_for, executor
+):
+    """The client leaves while the provider is still working: the call is cancelled, and
+    its row (failed, client_disconnected) is written from the loop all the same."""
+    answering, release = threading.Event(), threading.Event()
+
+    def slow(request):
+        answering.set()
+        release.wait(10)
+        return Response(json.dumps(openai_reply("Too late.")), mimetype="application/json")
+
+    httpserver.expect_request(CHAT, method="POST").respond_with_json(openai_reply("Warm."))
+    local_config_for(httpserver.url_for("/v1"))
+    service = LLMService("tenant_123")
+    served(lambda: service.achat(MESSAGES), executor)  # warm: the next call is on the loop
+    httpserver.clear_all_handlers()
+    httpserver.expect_request(CHAT, method="POST").respond_with_handler(slow)
+    executor.calls = 0
+
+    async def leave_early():
+        task = asyncio.ensure_future(service.achat(MESSAGES))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not answering.is_set():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+
+    served(leave_early, executor)
+
+    assert executor.calls == 0
+    row = UsageLog.objects.order_by("-id").first()
+    assert UsageLog.objects.count() == 2
+    assert (row.success, row.metadata.get("client_disconnected")) == (False, True)
