@@ -8,6 +8,7 @@ Only the send between the two differs: `run_embed` uses the service's sync trans
 """
 
 import time
+from decimal import Decimal
 
 from django.conf import settings
 
@@ -92,7 +93,7 @@ class EmbedCall:
         self.spec = None  # the HTTP request to send; None: refused before any
         self.error: ProviderError | None = None
         self.admission = None  # llm_providers.limits: the call's reservation, if any
-        self.spent = (0, ZERO)  # (tokens, cost) to settle the admission with
+        self.spent: tuple[int, Decimal | None] = (0, ZERO)  # (tokens, cost) to settle with
         if not resolved.usable:
             self.error = resolved.error
             return
