@@ -119,6 +119,10 @@ while [ "$stopping" -eq 0 ]; do
     if [ "$pid" -gt 0 ] && ! alive "$pid"; then
       wait "$pid" 2>/dev/null
       code=$?
+      # What it leaves behind goes too: granian's worker processes outlive a killed
+      # parent and would go on serving (the old code, on the same port) beside the
+      # restarted server. Each child leads its own process group (`set -m` above).
+      kill -KILL -- -"$pid" 2>/dev/null
       ran=$((SECONDS - started_at[slot]))
       if [ "$ran" -ge 60 ]; then backoff[slot]=1; fi
       echo "run: $(web_name "$slot") exited unexpectedly (status $code); restarting it in ${backoff[slot]} s." >&2

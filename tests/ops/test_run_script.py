@@ -183,11 +183,15 @@ def test_restarts_the_web_server_when_it_dies_and_keeps_the_worker(server, run_e
     wait_for(lambda: "Starting worker" in server.output(), "the db_worker to start")
     wait_for(lambda: "Switchyard is running" in server.output(), "the web server to listen")
     web, worker = pid_of(server, "granian"), pid_of(server, "db_worker")
+    wait_for(lambda: children_of(web), "granian's worker processes")
+    web_workers = list(children_of(web))
 
     os.kill(web, signal.SIGKILL)
 
     wait_for(lambda: "restarted the web server" in server.output(), "the web server's restart")
     wait_for(lambda: _answers(run_env["PORT"]), "the restarted web server to answer")
+    # The killed server's worker processes did not stay behind, serving beside the new one.
+    wait_for(lambda: not any(running(p) for p in web_workers), "the old workers to be gone")
     assert pid_of(server, "granian") != web
     assert running(worker), "the worker must keep running while the web server restarts"
     assert server.proc.poll() is None
