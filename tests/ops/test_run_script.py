@@ -5,6 +5,7 @@ These start the real processes from .venv (which `make test` has just built) on 
 port of 127.0.0.1, against a throwaway SQLite database.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -99,6 +100,10 @@ class Server:
         gone they are no longer its children)."""
         self.children()
         for pid in self.seen:
+            # Its whole process group (run.sh's `set -m`): granian's worker processes
+            # would outlive their killed parent.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
         if self.proc.poll() is None:
