@@ -168,6 +168,7 @@ class EmbedCall:
         model = self.model
         result = EmbeddingResult(success=False, model=model or "", provider=resolved.provider or "")
         result.error = error or self.error
+        result.admission = self.admission
         usage = None
         reported_model = None
         if outcome is not None:

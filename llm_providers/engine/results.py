@@ -3,6 +3,7 @@ ModelListResult."""
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from ..errors import ProviderError
 from ..providers.base import TokenUsage
@@ -109,6 +110,8 @@ class EmbeddingResult:
     attempts: int = 0
     status_code: int | None = None
     upstream_ms: float = 0.0
+    # The call's admission under the tenant's limits (SPEC §14), for x-ratelimit-* headers.
+    admission: Any = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         return {

@@ -17,6 +17,8 @@ from django.db import DatabaseError
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from .. import limits
+from ..engine.aio import run_db
 from ..models import Endpoint
 from . import wire
 from .errors import error_response, provider_error_response
@@ -28,6 +30,7 @@ from .views import (
     _server_timing,
     _under_wsgi,
     authenticate,
+    rate_limit_headers,
 )
 
 FIELDS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
@@ -98,6 +101,7 @@ async def embeddings(request):
         return await sync_to_async(embeddings_wsgi)(request)
     started = time.perf_counter()
     provider_ms = None
+    tenant_id = None
     if request.method != "POST":
         response = _method_not_allowed("POST")
     else:
@@ -111,7 +115,12 @@ async def embeddings(request):
                 response = _database_unavailable(exc)
             else:
                 result = await service.aembed(**call_args(parsed))
+                request.llm_admission = result.admission
                 response, provider_ms = answer(result, parsed)
+        if tenant_id is not None:
+            request.llm_tenant_id = tenant_id
+            if limits.needs_headers(tenant_id):
+                await run_db(rate_limit_headers, request, response)
     _server_timing(response, started, provider_ms)
     return response
 
@@ -119,6 +128,7 @@ async def embeddings(request):
 def embeddings_wsgi(request):
     started = time.perf_counter()
     provider_ms = None
+    tenant_id = None
     if request.method != "POST":
         response = _method_not_allowed("POST")
     else:
@@ -131,7 +141,12 @@ def embeddings_wsgi(request):
             except DatabaseError as exc:
                 response = _database_unavailable(exc)
             else:
-                response, provider_ms = answer(service.embed(**call_args(parsed)), parsed)
+                result = service.embed(**call_args(parsed))
+                request.llm_admission = result.admission
+                response, provider_ms = answer(result, parsed)
+        if tenant_id is not None:
+            request.llm_tenant_id = tenant_id
+            rate_limit_headers(request, response)
     _server_timing(response, started, provider_ms)
     return response
 

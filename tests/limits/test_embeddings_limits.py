@@ -95,3 +95,36 @@ def test_embeddings_count_their_tokens_per_minute(engine, tenant, embedder, fake
         False,
         "tokens_per_minute",
     )
+
+
+@pytest.mark.parametrize("served_by", ["wsgi", "asgi"])
+def test_v1_embeddings_answers_carry_rate_limit_headers(
+    served_by, client, api_key, tenant, embedder, fake_clock
+):
+    import json
+
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    set_limits(tenant, requests_per_minute=2)
+    body = json.dumps({"input": "hi", "model": "nomic-embed"})
+    auth = f"Bearer {api_key.plain_key}"
+
+    def post():
+        if served_by == "wsgi":
+            return client.post(
+                "/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=auth
+            )
+        return async_to_sync(AsyncClient().post)(
+            "/v1/embeddings", body, content_type="application/json", headers={"authorization": auth}
+        )
+
+    first = post()
+    assert first.status_code == 200, first.content
+    assert first["x-ratelimit-limit-requests"] == "2"
+    assert first["x-ratelimit-remaining-requests"] == "1"
+    assert post().status_code == 200
+    refused = post()
+    assert refused.status_code == 429
+    assert refused["x-ratelimit-remaining-requests"] == "0"
+    assert len(embedder.log) == 2
