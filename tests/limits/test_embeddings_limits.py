@@ -115,9 +115,21 @@ def test_v1_embeddings_answers_carry_rate_limit_headers(
             return client.post(
                 "/v1/embeddings", body, content_type="application/json", HTTP_AUTHORIZATION=auth
             )
-        return async_to_sync(AsyncClient().post)(
-            "/v1/embeddings", body, content_type="application/json", headers={"authorization": auth}
-        )
+
+        async def over_asgi():
+            from llm_providers.transport.asessions import aclose_sessions
+
+            try:
+                return await AsyncClient().post(
+                    "/v1/embeddings",
+                    body,
+                    content_type="application/json",
+                    headers={"authorization": auth},
+                )
+            finally:
+                await aclose_sessions()  # this loop's provider connections
+
+        return async_to_sync(over_asgi)()
 
     first = post()
     assert first.status_code == 200, first.content
