@@ -258,9 +258,18 @@ def test_nul_in_provider_strings_is_stripped_before_storing(
 
 
 # -- a client that leaves cancels the call (issue 9) --------------------------------------
+@pytest.mark.parametrize(
+    "call, endpoint",
+    [
+        (lambda service: service.achat(MESSAGES), "chat"),
+        (lambda service: service.aembed(["a"]), "embedding"),
+    ],
+    ids=["achat", "aembed"],
+)
 def test_a_cancelled_async_call_closes_the_provider_connection_and_says_so(
-    raw_server, local_config_for
+    call, endpoint, raw_server, local_config_for
 ):
+    """One rule (engine/aio.cancellable) for chat and embeddings alike."""
     got_request, saw_close = threading.Event(), threading.Event()
 
     def hold(conn):
@@ -274,8 +283,7 @@ def test_a_cancelled_async_call_closes_the_provider_connection_and_says_so(
     local_config_for(server.url())
 
     async def scenario():
-        service = LLMService("tenant_123")
-        task = asyncio.ensure_future(service.achat(MESSAGES))
+        task = asyncio.ensure_future(call(LLMService("tenant_123")))
         assert await asyncio.to_thread(got_request.wait, 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -286,7 +294,7 @@ def test_a_cancelled_async_call_closes_the_provider_connection_and_says_so(
 
     assert saw_close.wait(10)  # the provider saw the call end at once
     row = UsageLog.objects.get()
-    assert row.success is False
+    assert (row.endpoint, row.success, row.error_type) == (endpoint, False, "connection")
     assert row.metadata["client_disconnected"] is True and row.metadata["cancelled"] is True
 
 

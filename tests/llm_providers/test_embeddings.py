@@ -1,11 +1,9 @@
 # ruff: noqa: F811  (the gateway fixtures are imported from test_gateway, then requested)
 """Embeddings (SPEC §13): LLMService.embed() and POST /v1/embeddings."""
 
-import asyncio
 import base64
 import json
 import struct
-import threading
 from decimal import Decimal
 
 import openai
@@ -231,37 +229,6 @@ def test_bad_inputs_are_programming_errors(engine, embedding_config, inputs):
 def test_bad_dimensions_are_programming_errors(engine, embedding_config, dimensions):
     with pytest.raises(ValueError):
         engines.embed(engine, LLMService("tenant_123"), ["a"], dimensions=dimensions)
-
-
-def test_a_cancelled_aembed_closes_the_provider_connection_and_says_so(
-    raw_server, local_config_for
-):
-    got_request, saw_close = threading.Event(), threading.Event()
-
-    def hold(conn):
-        read_request(conn)
-        got_request.set()
-        conn.settimeout(10)
-        if conn.recv(1) == b"":  # the client closed the connection
-            saw_close.set()
-
-    server = raw_server(hold)
-    local_config_for(server.url())
-
-    async def scenario():
-        task = asyncio.ensure_future(LLMService("tenant_123").aembed(["a"]))
-        assert await asyncio.to_thread(got_request.wait, 10)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await aclose_sessions()
-
-    async_to_sync(scenario)()
-
-    assert saw_close.wait(10)
-    row = UsageLog.objects.get()
-    assert (row.endpoint, row.success, row.error_type) == ("embedding", False, "connection")
-    assert row.metadata["client_disconnected"] is True and row.metadata["cancelled"] is True
 
 
 # -- /v1/embeddings ---------------------------------------------------------------------
