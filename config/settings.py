@@ -368,6 +368,10 @@ WEB_THREADS = env.int("WEB_THREADS", default=32)
 # (checked before Django reads it; the REST API has its own, smaller API_MAX_BODY_BYTES).
 SERVER_MAX_BODY_BYTES = env.int("SERVER_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", default=30.0)
+# The garbage collector's first threshold in each web process (config/serving/gc.py):
+# raised from Python's 2,000 so that many open requests are not walked again and again;
+# 0 leaves Python's own.
+SERVER_GC_THRESHOLD = env.int("SERVER_GC_THRESHOLD", default=50_000)
 # Tasks (builds) one `manage.py db_worker` process runs at once, each in its own thread and
 # with its own database connection (they wait on providers nearly all the time).
 TASK_THREADS = env.int("TASK_THREADS", default=8)
