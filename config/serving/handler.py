@@ -246,8 +246,42 @@ def source_digest(function) -> str:
     return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
 
 
+# -- the gateway's own middleware chain ------------------------------------------------------
+# /v1 (config/urls.py) is an API of bearer keys: no cookie, no login, no page. These
+# middlewares serve the browser (the admin and the browsable REST API) and do nothing a /v1
+# request uses — a session and its user that no view reads, a CSRF token that no /v1 view
+# checks (all are csrf_exempt: there is no cookie to forge), flash messages, the admin
+# login's lockout — yet cost a tenth of a warm call's CPU (bench/concurrency/cpu_asgi.py
+# --drop-middleware). /v1 requests are handled by a chain without them; every other
+# middleware in settings.MIDDLEWARE (request ids, tracing, security headers, static files,
+# body limits, CommonMiddleware's host check, a host project's own) runs on /v1 as anywhere.
+GATEWAY_PATHS = ("/v1/", "/v1")
+BROWSER_ONLY_MIDDLEWARE = frozenset(
+    {
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "axes.middleware.AxesMiddleware",
+    }
+)
+
+
+def is_gateway_path(path: str) -> bool:
+    return path.startswith(GATEWAY_PATHS[0]) or path == GATEWAY_PATHS[1]
+
+
 class ServingASGIHandler(ASGIHandler):
     """config.asgi's Django application (see the module docstring)."""
+
+    def __init__(self):
+        super().__init__()
+        self._gateway = _GatewayHandler()
+
+    async def get_response_async(self, request):
+        if is_gateway_path(request.path_info):
+            return await self._gateway.get_response_async(request)
+        return await super().get_response_async(request)
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async)
@@ -307,3 +341,23 @@ class ServingASGIHandler(ASGIHandler):
                 await _send_on_loop(signals.request_finished, self.__class__)
             else:
                 await _close(response)
+
+
+class _GatewayHandler(ServingASGIHandler):
+    """The chain /v1 requests go through: settings.MIDDLEWARE less BROWSER_ONLY_MIDDLEWARE."""
+
+    def __init__(self):
+        ASGIHandler.__init__(self)  # its own chain only (no gateway of its own)
+
+    async def get_response_async(self, request):
+        return await ASGIHandler.get_response_async(self, request)
+
+    def load_middleware(self, is_async=False):
+        # Django's loader reads settings.MIDDLEWARE: given the gateway's list while it runs
+        # (once, at start-up, before any request).
+        full = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [path for path in full if path not in BROWSER_ONLY_MIDDLEWARE]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
