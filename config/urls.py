@@ -9,6 +9,9 @@ from llm_providers.gateway import views as gateway_views
 from llm_providers.observability.views import metrics_view
 
 urlpatterns = [
+    # First: /v1 carries nearly all the traffic, and Django tries the patterns in order.
+    path("v1/", include("llm_providers.gateway.urls")),
+    path("v1", gateway_views.not_found),
     path("admin/", admin.site.urls),
     path("", include("llm_providers.urls.health")),
     path("metrics", metrics_view, name="metrics"),
@@ -17,8 +20,6 @@ urlpatterns = [
     path("api/", include("llm_providers.urls.api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("v1/", include("llm_providers.gateway.urls")),
-    path("v1", gateway_views.not_found),
 ]
 
 # JSON errors in the documented shape under /api/; Django's HTML pages elsewhere.

@@ -271,6 +271,10 @@ def is_gateway_path(path: str) -> bool:
     return path.startswith(GATEWAY_PATHS[0]) or path == GATEWAY_PATHS[1]
 
 
+class RequestProcessed(Exception):
+    """Ends handle()'s task group once the response is sent (Django defines it per request)."""
+
+
 class ServingASGIHandler(ASGIHandler):
     """config.asgi's Django application (see the module docstring)."""
 
@@ -318,9 +322,6 @@ class ServingASGIHandler(ASGIHandler):
                 await self.send_response(error_response, send)
                 await _close(error_response)
                 return
-
-            class RequestProcessed(Exception):
-                pass
 
             response = None
             try:
