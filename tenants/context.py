@@ -63,6 +63,15 @@ def set_actor(actor: str) -> None:
         ctx.actor = actor
 
 
+def bind(ctx: ActionContext | None):
+    """Make `ctx` the current context until `unbind(token)` (a hot loop's `bound`)."""
+    return _current.set(ctx)
+
+
+def unbind(token) -> None:
+    _current.reset(token)
+
+
 @contextlib.contextmanager
 def bound(ctx: ActionContext):
     """Make `ctx` the current context for the block."""

@@ -44,6 +44,13 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--stream", action="store_true", help="streamed requests")
     ap.add_argument("--chunks", type=int, default=20, help="content chunks per stream")
+    ap.add_argument(
+        "--interval",
+        type=float,
+        default=0,
+        help="seconds between a stream's chunks at the stand-in (0: all in one write; 0.05 "
+        "as run.sh: one network read per chunk, as from a real model)",
+    )
     ap.add_argument("--database-url", default="")
     ap.add_argument("--drop-middleware", default="", help="class names to leave out")
     ap.add_argument("--profile", type=int, default=0, help="then one block under cProfile: top N")
@@ -53,7 +60,7 @@ def main() -> int:
     port = free_port()
     standin = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("standin.py")), "--ports", str(port)]
-        + ["--delay", "0", "--chunks", str(args.chunks), "--interval", "0"],
+        + ["--delay", "0", "--chunks", str(args.chunks), "--interval", str(args.interval)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -34,6 +34,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
+from tenants import context
 from tenants.authentication import bearer_key, resolve_request_tenant
 
 from .. import limits, observability
@@ -153,17 +154,39 @@ class RelayResponse(StreamingHttpResponse):
     close what they iterate, so the source would only be closed when garbage-collected,
     after the request (and its thread lease) ended. Closing the source here, inside the
     request, closes the upstream connection and writes the usage row deterministically.
+
+    The relay is the hot loop of every stream (one pass per provider read), so it keeps
+    its own layers few: its source yields bytes, and while no middleware has replaced its
+    content it is iterated directly, without Django's per-chunk `make_bytes` wrapper. It
+    also keeps the request's context (its id on every log line) itself, for each chunk
+    (`binds_request_context`: RequestIdMiddleware does not wrap it again).
     """
 
+    binds_request_context = True
+
     def __init__(self, source, stream=None, **kwargs):
-        super().__init__(source, **kwargs)
         self._source = source
+        super().__init__(source, **kwargs)
+        self._request_context = context.current()
         if stream is not None:
             _close_when_request_ends(stream)
 
+    def _set_streaming_content(self, value):
+        super()._set_streaming_content(value)
+        self._replaced = value is not self._source  # by a middleware (GZip, a host's own)
+
     async def __aiter__(self):
+        parts = self.streaming_content if self._replaced else self._source
+        request_context = self._request_context
         try:
-            async for part in self.streaming_content:
+            while True:
+                token = context.bind(request_context)
+                try:
+                    part = await anext(parts)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    context.unbind(token)
                 yield part
         finally:
             await self._source.aclose()

@@ -96,9 +96,10 @@ class RequestIdMiddleware(DualModeMiddleware):
     def _finish(self, response, ctx):
         request_id = ctx.request_id
         response[self.header] = request_id
-        if response.streaming:
+        if response.streaming and not getattr(response, "binds_request_context", False):
             # A streamed body is produced after this returns: keep the request's context
-            # for each chunk, so its log lines carry the id too.
+            # for each chunk, so its log lines carry the id too (unless the response keeps
+            # it itself: the /v1 relay).
             bind = _abound_chunks if response.is_async else _bound_chunks
             response.streaming_content = bind(response.streaming_content, ctx)
         return response
