@@ -1,5 +1,7 @@
 """Root fixtures shared by every test package."""
 
+import io
+import logging
 import signal
 
 import pytest
@@ -44,6 +46,16 @@ def other_tenant_client(other_tenant):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key.plain_key}")
     client.tenant = other_tenant
     return client
+
+
+@pytest.fixture
+def console():
+    """What the console log handler writes while the test runs (its filters, its format)."""
+    handler = next(h for h in logging.getLogger().handlers if h.name == "console")
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    yield stream
+    handler.setStream(old)
 
 
 @pytest.fixture

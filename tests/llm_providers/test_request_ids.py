@@ -1,6 +1,5 @@
 """X-Request-ID end to end (SPEC §15): accepted or generated, echoed, on usage rows, in logs."""
 
-import io
 import json
 import logging
 import re
@@ -44,16 +43,6 @@ def upstream_config(tenant, httpserver):
         base_url=httpserver.url_for("/v1").rstrip("/"),
         api_key=OPENAI_KEY,
     )
-
-
-@pytest.fixture
-def console():
-    """The console handler's output while the test runs (its filters and formatter)."""
-    handler = next(h for h in logging.getLogger().handlers if h.name == "console")
-    stream = io.StringIO()
-    old = handler.setStream(stream)
-    yield stream
-    handler.setStream(old)
 
 
 @pytest.mark.parametrize("path", ["/api/llm/provider/status", "/v1/models", "/healthz", "/admin/"])

@@ -4,15 +4,12 @@
 Driven in process through the served stack (tests/support/asgi.py), as config.asgi builds it.
 """
 
-import asyncio
-
 import pytest
 from asgiref.sync import markcoroutinefunction
 
 from config.serving.handler import BROWSER_ONLY_MIDDLEWARE, is_gateway_path
 from llm_providers.gateway import cache
-from llm_providers.transport.asessions import aclose_sessions
-from tests.support.asgi import close_thread_connections, request, served
+from tests.support.asgi import close_thread_connections, request, run, served
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,16 +32,6 @@ class HostMiddleware:
         response = await self.get_response(request)
         response["X-Host-Middleware"] = "ran"
         return response
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await asyncio.wait_for(coroutine, timeout=60)
-        finally:
-            await aclose_sessions()
-
-    return asyncio.run(main())
 
 
 @pytest.fixture(autouse=True)

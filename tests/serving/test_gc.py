@@ -51,10 +51,12 @@ def test_a_bad_threshold_is_an_error_naming_the_setting(thresholds, bad):
     assert gc.get_threshold() == before
 
 
-def test_the_served_application_applies_the_setting(tmp_path):
-    env = process_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, SERVER_GC_THRESHOLD="12345")
-
-    done = subprocess.run(
+def import_the_served_application(tmp_path, threshold: str):
+    """Import config.asgi in a fresh process with SERVER_GC_THRESHOLD=`threshold`."""
+    env = process_env(
+        f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, SERVER_GC_THRESHOLD=threshold
+    )
+    return subprocess.run(
         [sys.executable, "-c", PRINT_THRESHOLDS],
         cwd=ROOT,
         env=env,
@@ -62,6 +64,10 @@ def test_the_served_application_applies_the_setting(tmp_path):
         text=True,
         timeout=120,
     )
+
+
+def test_the_served_application_applies_the_setting(tmp_path):
+    done = import_the_served_application(tmp_path, "12345")
 
     assert done.returncode == 0, done.stderr
     before, after = done.stdout.strip().split(") (")
@@ -70,16 +76,7 @@ def test_the_served_application_applies_the_setting(tmp_path):
 
 
 def test_a_bad_setting_stops_the_served_application(tmp_path):
-    env = process_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, SERVER_GC_THRESHOLD="5")
-
-    done = subprocess.run(
-        [sys.executable, "-c", PRINT_THRESHOLDS],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = import_the_served_application(tmp_path, "5")
 
     assert done.returncode != 0
     assert "SERVER_GC_THRESHOLD must be 0" in done.stderr

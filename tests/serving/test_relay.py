@@ -6,20 +6,15 @@ halves of that — a log line written while the stream is relayed carries the re
 and a middleware that does replace the content is still honoured.
 """
 
-import asyncio
-import io
-import logging
-
 import pytest
 from asgiref.sync import markcoroutinefunction
 from werkzeug import Response
 
 from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
-from llm_providers.transport.asessions import aclose_sessions
 from tests.factories import ProviderConfigFactory
 from tests.llm_providers.test_streaming import OPENAI_STREAM
-from tests.support.asgi import close_thread_connections, request, served
+from tests.support.asgi import close_thread_connections, request, run, served
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,16 +50,6 @@ class UpperCaseStream:
             yield part.replace(b"Hel", b"HEL")
 
 
-def run(coroutine):
-    async def main():
-        try:
-            return await asyncio.wait_for(coroutine, timeout=60)
-        finally:
-            await aclose_sessions()
-
-    return asyncio.run(main())
-
-
 @pytest.fixture(autouse=True)
 def _fresh(settings):
     settings.LLM_MAX_RETRIES = 0
@@ -85,15 +70,6 @@ def provider(httpserver, tenant):
         api_key="sk-relay-test-0001",
     )
     return httpserver
-
-
-@pytest.fixture
-def console():
-    handler = next(h for h in logging.getLogger().handlers if h.name == "console")
-    stream = io.StringIO()
-    old = handler.setStream(stream)
-    yield stream
-    handler.setStream(old)
 
 
 def headers(api_key, request_id):

@@ -23,9 +23,8 @@ from config.serving.threads import StickyThreadPool, _PerCall
 from llm_providers import health
 from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
-from llm_providers.transport.asessions import aclose_sessions
 from tests.factories import ProviderConfigFactory
-from tests.support.asgi import HopLog, close_thread_connections, request, served
+from tests.support.asgi import HopLog, close_thread_connections, request, run, served
 from tests.support.wire import openai_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,16 +42,6 @@ STREAM = (
 # writer thread (engine/calls.py, usage/writer.py; tests/llm_providers/test_loop_path.py
 # for the calls that do need a thread: limits, a transient failure).
 OWN_WORK: list = []
-
-
-def run(coroutine):
-    async def main():
-        try:
-            return await asyncio.wait_for(coroutine, timeout=60)
-        finally:
-            await aclose_sessions()  # the provider connections of this loop
-
-    return asyncio.run(main())
 
 
 @pytest.fixture(autouse=True)

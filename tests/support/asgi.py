@@ -18,6 +18,19 @@ from config.serving.threads import SyncViewThreads, _Lease, _PerCall
 _served: list[SyncViewThreads] = []
 
 
+def run(coroutine, timeout: float = 60):
+    """Run `coroutine` on a fresh loop, then close that loop's provider connections."""
+    from llm_providers.transport.asessions import aclose_sessions
+
+    async def main():
+        try:
+            return await asyncio.wait_for(coroutine, timeout=timeout)
+        finally:
+            await aclose_sessions()
+
+    return asyncio.run(main())
+
+
 def served(size: int = 4) -> SyncViewThreads:
     app = SyncViewThreads(ServingASGIHandler(), size=size)
     _served.append(app)
