@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import sync_playwright
 from pytest_httpserver import HTTPServer
 
@@ -82,6 +83,11 @@ def browser_page(monkeypatch):
             yield page
         finally:
             browser.close()
+            # The ORM calls made while Playwright's loop ran on this thread got database
+            # connections of their own (Django keeps connections per context); closed
+            # here, or PostgreSQL refuses to drop the test database at the end of the run
+            # ("being accessed by other users").
+            connections.close_all()
 
 
 @pytest.fixture
