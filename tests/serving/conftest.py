@@ -30,3 +30,19 @@ def server(tmp_path_factory):
             yield web
         finally:
             web.stop()
+
+
+@pytest.fixture
+def fresh_gateway(settings):
+    """In-process ASGI tests of /v1 (tests/support/asgi.py): no retries, no environment
+    fallback, the gateway's caches empty before and after, and the pooled threads'
+    database connections closed at the end."""
+    from llm_providers.gateway import cache
+    from tests.support.asgi import close_thread_connections
+
+    settings.LLM_MAX_RETRIES = 0
+    settings.LLM_DEFAULT_PROVIDER = ""
+    cache.clear()
+    yield
+    cache.clear()
+    close_thread_connections()

@@ -8,8 +8,7 @@ import pytest
 from asgiref.sync import markcoroutinefunction
 
 from config.serving.handler import BROWSER_ONLY_MIDDLEWARE, is_gateway_path
-from llm_providers.gateway import cache
-from tests.support.asgi import close_thread_connections, request, run, served
+from tests.support.asgi import request, run, served
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,13 +34,9 @@ class HostMiddleware:
 
 
 @pytest.fixture(autouse=True)
-def _host_middleware(settings):
+def _host_middleware(settings, fresh_gateway):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}.HostMiddleware"]
     SEEN.clear()
-    cache.clear()
-    yield
-    cache.clear()
-    close_thread_connections()
 
 
 def bearer(api_key):

@@ -10,13 +10,12 @@ import pytest
 from asgiref.sync import markcoroutinefunction
 from werkzeug import Response
 
-from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory
 from tests.llm_providers.test_streaming import OPENAI_STREAM
-from tests.support.asgi import close_thread_connections, request, run, served
+from tests.support.asgi import request, run, served
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
 
 MODEL = "gpt-4o-mini"
 BODY = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
@@ -48,16 +47,6 @@ class UpperCaseStream:
     async def _upper(parts):
         async for part in parts:
             yield part.replace(b"Hel", b"HEL")
-
-
-@pytest.fixture(autouse=True)
-def _fresh(settings):
-    settings.LLM_MAX_RETRIES = 0
-    settings.LLM_DEFAULT_PROVIDER = ""
-    cache.clear()
-    yield
-    cache.clear()
-    close_thread_connections()
 
 
 @pytest.fixture

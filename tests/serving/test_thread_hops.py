@@ -21,13 +21,12 @@ from django.http import HttpResponseBase
 from config.serving.handler import FOLLOWED_SOURCES, source_digest
 from config.serving.threads import StickyThreadPool, _PerCall
 from llm_providers import health
-from llm_providers.gateway import cache
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory
-from tests.support.asgi import HopLog, close_thread_connections, request, run, served
+from tests.support.asgi import HopLog, request, run, served
 from tests.support.wire import openai_reply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
 
 MODEL = "gemma-3-270m"
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say OK"}]}
@@ -42,16 +41,6 @@ STREAM = (
 # writer thread (engine/calls.py, usage/writer.py; tests/llm_providers/test_loop_path.py
 # for the calls that do need a thread: limits, a transient failure).
 OWN_WORK: list = []
-
-
-@pytest.fixture(autouse=True)
-def _fresh(settings):
-    settings.LLM_MAX_RETRIES = 0
-    settings.LLM_DEFAULT_PROVIDER = ""
-    cache.clear()
-    yield
-    cache.clear()
-    close_thread_connections()
 
 
 @pytest.fixture
