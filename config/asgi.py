@@ -14,11 +14,12 @@ django.setup(set_prefix=False)  # as get_asgi_application() does
 
 from django.conf import settings  # noqa: E402  (settings are configured by the line above)
 
-from config.serving import gc  # noqa: E402
+from config.serving import gc, numbers  # noqa: E402
 from config.serving.handler import ServingASGIHandler  # noqa: E402
 from config.serving.limits import BodyLimits  # noqa: E402
 from config.serving.threads import SyncViewThreads  # noqa: E402
 
+numbers.check(settings)
 gc.tune(settings.SERVER_GC_THRESHOLD)
 
 # Django's ASGIHandler minus the thread hops an async-view request does not need.

@@ -38,6 +38,10 @@ class Command(LibraryCommand):
 
     def handle(self, *, threads=None, **options):
         threads = threads or settings.TASK_THREADS
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            from django.core.management.base import CommandError
+
+            raise CommandError(f"TASK_THREADS must be an integer of at least 1 (got {threads!r}).")
         if options["reload"] and not options["batch"]:
             # The library's reloader path: one worker, as before.
             threads = 1

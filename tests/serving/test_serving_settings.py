@@ -1,4 +1,5 @@
-"""The served application raises the collector's first threshold (config/serving/gc.py)."""
+"""The serving settings: the collector's first threshold (config/serving/gc.py), and every
+serving setting out of its range stops start-up naming it (config/serving/numbers.py)."""
 
 import gc
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
 
 from config.serving import gc as serving_gc
 from tests.support.processes import ROOT, process_env
@@ -51,11 +53,9 @@ def test_a_bad_threshold_is_an_error_naming_the_setting(thresholds, bad):
     assert gc.get_threshold() == before
 
 
-def import_the_served_application(tmp_path, threshold: str):
-    """Import config.asgi in a fresh process with SERVER_GC_THRESHOLD=`threshold`."""
-    env = process_env(
-        f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, SERVER_GC_THRESHOLD=threshold
-    )
+def import_the_served_application(tmp_path, **settings):
+    """Import config.asgi in a fresh process with these settings (environment variables)."""
+    env = process_env(f"sqlite:///{tmp_path / 'db.sqlite3'}", tmp_path, **settings)
     return subprocess.run(
         [sys.executable, "-c", PRINT_THRESHOLDS],
         cwd=ROOT,
@@ -67,7 +67,7 @@ def import_the_served_application(tmp_path, threshold: str):
 
 
 def test_the_served_application_applies_the_setting(tmp_path):
-    done = import_the_served_application(tmp_path, "12345")
+    done = import_the_served_application(tmp_path, SERVER_GC_THRESHOLD="12345")
 
     assert done.returncode == 0, done.stderr
     before, after = done.stdout.strip().split(") (")
@@ -76,7 +76,41 @@ def test_the_served_application_applies_the_setting(tmp_path):
 
 
 def test_a_bad_setting_stops_the_served_application(tmp_path):
-    done = import_the_served_application(tmp_path, "5")
+    done = import_the_served_application(tmp_path, SERVER_GC_THRESHOLD="5")
 
     assert done.returncode != 0
     assert "SERVER_GC_THRESHOLD must be 0" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WEB_THREADS", "0"),
+        ("SERVER_MAX_BODY_BYTES", "0"),
+        ("SERVER_BODY_TIMEOUT_SECONDS", "0"),
+        ("SERVER_BODY_TIMEOUT_SECONDS", "-1"),
+    ],
+)
+def test_a_serving_setting_out_of_range_stops_the_served_application_naming_it(
+    tmp_path, name, value
+):
+    done = import_the_served_application(tmp_path, **{name: value})
+
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr
+    assert f"{name} must be" in done.stderr
+
+
+def test_the_smallest_serving_settings_are_accepted(tmp_path):
+    done = import_the_served_application(
+        tmp_path, WEB_THREADS="1", SERVER_MAX_BODY_BYTES="1", SERVER_BODY_TIMEOUT_SECONDS="0.5"
+    )
+
+    assert done.returncode == 0, done.stderr
+
+
+def test_task_threads_out_of_range_stops_the_worker_naming_it(settings):
+    settings.TASK_THREADS = 0
+
+    with pytest.raises(CommandError, match="TASK_THREADS must be an integer of at least 1"):
+        call_command("db_worker")
