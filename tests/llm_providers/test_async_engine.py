@@ -336,6 +336,7 @@ def test_an_answered_call_whose_client_leaves_while_its_row_waits_for_a_thread_k
     from asgiref.sync import ThreadSensitiveContext
 
     from config.serving.threads import StickyThreadPool, _PerCall
+    from tests.support.asgi import close_pool_connections
 
     pool = StickyThreadPool(1)  # the server's pool, one thread: easy to keep busy
     holder = pool.lease()
@@ -370,7 +371,10 @@ def test_an_answered_call_whose_client_leaves_while_its_row_waits_for_a_thread_k
                 await task
         await aclose_sessions()
 
-    async_to_sync(scenario)()
+    try:
+        async_to_sync(scenario)()
+    finally:
+        close_pool_connections(pool)  # the pool's thread holds one: PostgreSQL's teardown
 
     row = UsageLog.objects.get()  # the provider answered: the call is accounted
     assert row.success is True

@@ -15,7 +15,7 @@ import time
 import pytest
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connection, connections
+from django.db import connection
 from django.http import HttpResponseBase
 
 from config.serving.handler import FOLLOWED_SOURCES, source_digest
@@ -23,7 +23,7 @@ from config.serving.threads import StickyThreadPool, _PerCall
 from llm_providers import health
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory
-from tests.support.asgi import HopLog, request, run, served
+from tests.support.asgi import HopLog, close_pool_connections, request, run, served
 from tests.support.wire import openai_reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
@@ -260,9 +260,7 @@ def test_a_pooled_thread_replaces_an_obsolete_connection_before_its_next_call(db
             return [await call(False), await call(True), await call(False)]
 
     (first, thread1), (kept, thread2), (replaced, thread3) = run(scenario())
-    lease = pool.lease()  # the thread's connection, closed for the database's teardown
-    lease.submit(connections.close_all).result(timeout=10)
-    lease.release()
+    close_pool_connections(pool)  # the thread's connection, closed for the database's teardown
 
     assert thread1 == thread2 == thread3  # one pooled thread
     assert kept is first  # a good connection is reused

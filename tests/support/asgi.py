@@ -46,16 +46,23 @@ def close_thread_connections() -> None:
     from llm_providers import health
 
     while _served:
-        pool = _served.pop().pool
-        leases = [pool.lease() for _ in range(pool.size)]  # every thread at once
-        try:
-            for future in [lease.submit(connections.close_all) for lease in leases]:
-                future.result(timeout=10)
-        finally:
-            for lease in leases:
-                lease.release()
+        close_pool_connections(_served.pop().pool)
     for thread in (health._checks, health._replays):
         thread.run(connections.close_all).result(timeout=10)
+
+
+def close_pool_connections(pool) -> None:
+    """Close the database connections every thread of a StickyThreadPool keeps (a pool
+    a test makes itself; `close_thread_connections` does it for the apps `served()` built)."""
+    from django.db import connections
+
+    leases = [pool.lease() for _ in range(pool.size)]  # every thread at once
+    try:
+        for future in [lease.submit(connections.close_all) for lease in leases]:
+            future.result(timeout=10)
+    finally:
+        for lease in leases:
+            lease.release()
 
 
 @dataclass
