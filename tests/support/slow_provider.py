@@ -94,9 +94,12 @@ class SlowProvider:
                         "model": MODEL,
                         "choices": [{"index": 0, "delta": {"content": f"part{index} "}}],
                     }
-                    self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     if index == 0:
+                        # Before the write: a relay fast enough delivers this chunk to its
+                        # client before this thread runs again (CI saw part0 arrive with
+                        # the event still unset).
                         provider.stream_started.set()
+                    self._chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                     if not provider.release_streams.is_set():
                         provider._steps.acquire(timeout=60)
                 usage = {
