@@ -64,7 +64,8 @@ def check_base_url_allowlist(app_configs=None, **kwargs) -> list[Error]:
     return errors
 
 
-def _number_problem(value, minimum, inclusive, optional, integer) -> str | None:
+def number_problem(value, minimum, inclusive, optional, integer) -> str | None:
+    """What is wrong with a number setting's value (None: nothing); NUMBERS' rule shape."""
     if value is None:
         return None if optional else "must be set"
     if isinstance(value, bool) or not isinstance(value, Real):
@@ -85,7 +86,7 @@ def check_number_settings(app_configs=None, **kwargs) -> list[Error]:
     errors = []
     for name, rule in NUMBERS.items():
         value = getattr(settings, name)
-        problem = _number_problem(value, *rule)
+        problem = number_problem(value, *rule)
         if problem:
             errors.append(
                 Error(

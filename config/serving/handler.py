@@ -255,7 +255,7 @@ def source_digest(function) -> str:
 # --drop-middleware). /v1 requests are handled by a chain without them; every other
 # middleware in settings.MIDDLEWARE (request ids, tracing, security headers, static files,
 # body limits, CommonMiddleware's host check, a host project's own) runs on /v1 as anywhere.
-GATEWAY_PATHS = ("/v1/", "/v1")
+GATEWAY_PREFIX = "/v1"
 BROWSER_ONLY_MIDDLEWARE = frozenset(
     {
         "django.contrib.sessions.middleware.SessionMiddleware",
@@ -268,7 +268,7 @@ BROWSER_ONLY_MIDDLEWARE = frozenset(
 
 
 def is_gateway_path(path: str) -> bool:
-    return path.startswith(GATEWAY_PATHS[0]) or path == GATEWAY_PATHS[1]
+    return path == GATEWAY_PREFIX or path.startswith(GATEWAY_PREFIX + "/")
 
 
 class RequestProcessed(Exception):
