@@ -2,6 +2,7 @@
 Together, Fireworks, xAI, Ollama, vLLM): exact wire requests, what each offers, prices,
 and configuration through the REST API, the admin and validation."""
 
+import datetime
 import json
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from llm_providers.models import ProviderConfig, UsageLog
 from llm_providers.services import LLMService
+from llm_providers.usage import pricing
 from tests.factories import ProviderConfigFactory, TenantFactory
 from tests.support.wire import openai_reply
 
@@ -159,6 +161,12 @@ def test_embeddings_where_offered_and_a_clear_error_where_not(provider, tenant):
         assert len(responses.calls) == 0
 
 
+class _PeakHours(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return datetime.datetime(2026, 12, 1, 10, 0, tzinfo=tz or datetime.UTC)
+
+
 @pytest.mark.parametrize(
     ("provider", "expected"),
     [
@@ -173,7 +181,12 @@ def test_embeddings_where_offered_and_a_clear_error_where_not(provider, tenant):
     ],
 )
 @responses.activate
-def test_presets_are_priced(provider, expected, tenant):
+def test_presets_are_priced(provider, expected, tenant, monkeypatch, request):
+    # Prices are taken at the call's time, and DeepSeek's are halved off-peak
+    # (16:30-00:30 UTC): the expected figures are peak prices, so the clock says 10:00 UTC.
+    monkeypatch.setattr(pricing, "datetime", _PeakHours)
+    pricing._model_price.cache_clear()
+    request.addfinalizer(pricing._model_price.cache_clear)  # no peak price left cached
     base, model, _, _ = PRESETS[provider]
     make_config(tenant, provider)
     usage = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
