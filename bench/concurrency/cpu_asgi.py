@@ -16,6 +16,7 @@ less than it changes wall time. Best of --repeat blocks of -n requests, after a 
 
 import argparse
 import asyncio
+import gc
 import io
 import json
 import os
@@ -54,6 +55,12 @@ def main() -> int:
     ap.add_argument("--database-url", default="")
     ap.add_argument("--drop-middleware", default="", help="class names to leave out")
     ap.add_argument("--profile", type=int, default=0, help="then one block under cProfile: top N")
+    ap.add_argument(
+        "--gc",
+        action="store_true",
+        help="also the garbage collector's work in the measured blocks: collections, "
+        "seconds, the longest pause, objects it found unreachable (cyclic garbage)",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="switchyard-cpu-asgi-"))
@@ -98,13 +105,16 @@ def run(args, work: Path, port: int) -> int:
 
         try:
             await block(application, scope, payload, min(500, args.n), args.c)  # warm-up
-            return [
-                await block(application, scope, payload, args.n, args.c) for _ in range(args.repeat)
-            ]
+            with CollectorWatch(args.gc) as watch:
+                results = [
+                    await block(application, scope, payload, args.n, args.c)
+                    for _ in range(args.repeat)
+                ]
+            return results, watch
         finally:
             await aclose_sessions()
 
-    results = asyncio.run(blocks())
+    results, watch = asyncio.run(blocks())
     from llm_providers.models import UsageLog
 
     for ok, cpu, wall in results:
@@ -115,9 +125,50 @@ def run(args, work: Path, port: int) -> int:
     best = min(cpu for _, cpu, _ in results)
     rows = UsageLog.objects.count()
     print(f"best: {1000 * best / args.n:.2f} ms CPU per request; usage rows {rows}")
+    if args.gc:
+        print(watch.summary(args.n * args.repeat))
     if args.profile:
         profile(application, scope, payload, args)
     return 0
+
+
+class CollectorWatch:
+    """gc.callbacks around the measured blocks (when on): what the collector did."""
+
+    def __init__(self, on: bool):
+        self.on = on
+        self.collections = [0, 0, 0]
+        self.seconds = 0.0
+        self.longest = 0.0
+        self.unreachable = 0
+        self._started = 0.0
+
+    def __enter__(self):
+        if self.on:
+            gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.collections[info["generation"]] += 1
+        self.seconds += pause
+        self.longest = max(self.longest, pause)
+        self.unreachable += info["collected"]
+
+    def summary(self, requests: int) -> str:
+        return (
+            f"collector: {sum(self.collections)} collections {self.collections} (by generation), "
+            f"{1e6 * self.seconds / requests:.0f} µs per request, longest pause "
+            f"{1000 * self.longest:.0f} ms, {self.unreachable / requests:.1f} unreachable objects "
+            "per request"
+        )
 
 
 def setup_django(args, work: Path, port: int) -> str:

@@ -22,6 +22,11 @@ each one queueing behind the usage INSERTs for one of the same WEB_THREADS threa
   context and no socket, and run on the loop. Any other sync receiver (a host project's)
   still gets its thread, as with Django.
 
+- the task group Django runs the view and its disconnect listener in, ended by raising an
+  exception once the response is sent: that exception's traceback keeps the request, its
+  response and its body alive in a reference cycle until the garbage collector's next pass
+  (see `_respond_unless_left`, which does the same without one).
+
 Requests whose sync calls share one sticky thread (every sync view) are handled exactly as
 Django handles them: their signals and `response.close()` run on that thread.
 """
@@ -226,8 +231,9 @@ async def _close(response) -> None:
     await _send_on_loop(signals.request_finished, response._handler_class)
 
 
-# ServingASGIHandler.handle follows Django's ASGIHandler.handle, and _close follows
-# HttpResponseBase.close, line by line: tests/serving/test_thread_hops.py compares their
+# ServingASGIHandler.handle follows Django's ASGIHandler.handle (its task group written as
+# _respond_unless_left), and _close follows HttpResponseBase.close, line by line:
+# tests/serving/test_thread_hops.py compares their
 # sources' digests with these, so a Django upgrade that changes either is read and
 # followed here, not silently diverged from.
 FOLLOWED_SOURCES = {
@@ -269,10 +275,6 @@ BROWSER_ONLY_MIDDLEWARE = frozenset(
 
 def is_gateway_path(path: str) -> bool:
     return path == GATEWAY_PREFIX or path.startswith(GATEWAY_PREFIX + "/")
-
-
-class RequestProcessed(Exception):
-    """Ends handle()'s task group once the response is sent (Django defines it per request)."""
 
 
 class ServingASGIHandler(ASGIHandler):
@@ -323,25 +325,53 @@ class ServingASGIHandler(ASGIHandler):
                 await _close(error_response)
                 return
 
-            response = None
-            try:
-                try:
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self.listen_for_disconnect(receive))
-                        response = await self.run_get_response(request)
-                        await self.send_response(response, send)
-                        raise RequestProcessed
-                except* (RequestProcessed, RequestAborted):
-                    pass
-            except BaseExceptionGroup as exception_group:
-                if len(exception_group.exceptions) == 1:
-                    raise exception_group.exceptions[0]  # noqa: B904 (as Django does)
-                raise
-
+            response = await self._respond_unless_left(request, receive, send)
             if response is None:
                 await _send_on_loop(signals.request_finished, self.__class__)
             else:
                 await _close(response)
+
+    async def _respond_unless_left(self, request, receive, send):
+        """Django's task group around the view and its disconnect listener, without the
+        reference cycle it leaves behind.
+
+        Django ends that group by raising an exception once the response is sent; the
+        exception group's traceback holds this frame, and with it the request, the
+        response and the body, so every request left ~70 objects of cyclic garbage (its
+        body buffer among them) for the collector: measured with gc.DEBUG_SAVEALL, and in
+        pauses of 50-250 ms on the loop at 1,024 open requests. The same behaviour, done
+        with a done-callback: when the client leaves (the listener raises), the view is
+        cancelled; once the response is sent, the listener is. The response, or None when
+        the client left before it was sent.
+        """
+        task = asyncio.current_task()
+        listener = asyncio.get_running_loop().create_task(self.listen_for_disconnect(receive))
+        ended = []  # the listener's exception, once it cancelled the view
+        sent = False
+
+        def on_listener_done(done):
+            if sent or done.cancelled():
+                return
+            ended.append(done.exception())
+            task.cancel()
+
+        listener.add_done_callback(on_listener_done)
+        response = None
+        try:
+            try:
+                response = await self.run_get_response(request)
+                await self.send_response(response, send)
+            finally:
+                sent = True
+                listener.cancel()
+                if ended:
+                    task.uncancel()
+        except asyncio.CancelledError:
+            if not ended or task.cancelling():
+                raise  # cancelled from outside (shutdown), not by the client leaving
+        if ended and not isinstance(ended[0], RequestAborted):
+            raise ended[0]  # the listener's own failure, as Django raises it
+        return response
 
 
 class _GatewayHandler(ServingASGIHandler):

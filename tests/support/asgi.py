@@ -76,14 +76,12 @@ class Answer:
         return json.loads(self.body)
 
 
-async def request(app, method, path, *, body=b"", headers=(), json_body=None) -> Answer:
-    if json_body is not None:
-        body = json.dumps(json_body).encode()
-        headers = [*headers, ("content-type", "application/json")]
+def http_scope(method, path, *, body=b"", headers=()) -> dict:
+    """The ASGI scope of one HTTP request to `path` (with its query) carrying `body`."""
     raw_headers = [(b"host", b"testserver"), (b"content-length", str(len(body)).encode())]
     raw_headers += [(name.lower().encode(), value.encode()) for name, value in headers]
     path, _, query = path.partition("?")
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -97,6 +95,13 @@ async def request(app, method, path, *, body=b"", headers=(), json_body=None) ->
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
     }
+
+
+async def request(app, method, path, *, body=b"", headers=(), json_body=None) -> Answer:
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers = [*headers, ("content-type", "application/json")]
+    scope = http_scope(method, path, body=body, headers=headers)
     messages: list[dict] = []
     answered = asyncio.Event()
     body_sent = False

@@ -1,0 +1,180 @@
+"""A /v1 request whose client leaves, through the serving handler (config/serving/handler.py).
+
+The handler listens for the client's `http.disconnect` while the view runs, as Django's
+does: a client that leaves cancels its call, and the call's usage row says so. Unlike
+Django's, it does so without leaving the request, its response and its body in a reference
+cycle for the garbage collector. These tests drive the ASGI application in process, with
+the client's messages scripted.
+"""
+
+import asyncio
+import gc
+import json
+import threading
+
+import pytest
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponseBase
+from werkzeug import Response
+
+from llm_providers.models import UsageLog
+from tests.factories import ProviderConfigFactory
+from tests.support.asgi import http_scope, request, run, served
+from tests.support.wire import openai_reply
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
+
+MODEL = "gemma-3-270m"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say OK"}]}
+
+
+@pytest.fixture
+def provider(httpserver, tenant):
+    ProviderConfigFactory(
+        tenant=tenant,
+        provider="local",
+        default_model=MODEL,
+        base_url=httpserver.url_for("/v1").rstrip("/"),
+        api_key="sk-local-test-0001",
+    )
+    return httpserver
+
+
+@pytest.fixture
+def slow_provider(provider):
+    """A provider that holds each answer until released; `answering` is set once a call
+    has reached it."""
+    answering, release = threading.Event(), threading.Event()
+
+    def slow(request):
+        answering.set()
+        release.wait(10)
+        return Response(json.dumps(openai_reply("Too late.")), mimetype="application/json")
+
+    provider.expect_request("/v1/chat/completions", method="POST").respond_with_handler(slow)
+    provider.answering = answering
+    yield provider
+    release.set()
+
+
+def chat_scope(api_key) -> tuple[dict, bytes]:
+    body = json.dumps(CHAT).encode()
+    headers = [("authorization", f"Bearer {api_key.plain_key}")]
+    headers.append(("content-type", "application/json"))
+    return http_scope("POST", "/v1/chat/completions", body=body, headers=headers), body
+
+
+def client(body: bytes, leaves: threading.Event | None):
+    """ASGI receive/send of a client that sends `body`, then leaves once `leaves` is set
+    (or never, when it is None); `sent` collects what it was answered."""
+    sent: list[dict] = []
+    given = False
+
+    async def receive():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if leaves is None:
+            await asyncio.Event().wait()  # stays until the request ends
+        else:
+            await asyncio.to_thread(leaves.wait, 10)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    return receive, send, sent
+
+
+def test_a_client_that_leaves_cancels_its_call_and_its_row_says_so(slow_provider, api_key):
+    app = served()
+    scope, body = chat_scope(api_key)
+    receive, send, sent = client(body, leaves=slow_provider.answering)
+
+    run(app(scope, receive, send))  # returns: a client leaving is no error
+
+    assert sent == []  # nothing was answered, and the view did not wait for the provider
+    row = UsageLog.objects.get()
+    assert row.success is False
+    assert row.metadata["client_disconnected"] is True
+
+
+def test_a_request_cancelled_from_outside_stays_cancelled(slow_provider, api_key):
+    """Shutdown cancels the request's task: that is not a client leaving, and the
+    cancellation reaches the server as it does with Django's handler."""
+    app = served()
+    scope, body = chat_scope(api_key)
+    receive, send, sent = client(body, leaves=None)
+
+    async def scenario():
+        task = asyncio.ensure_future(app(scope, receive, send))
+        assert await asyncio.to_thread(slow_provider.answering.wait, 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+
+    assert sent == []
+    assert UsageLog.objects.get().success is False
+
+
+def test_an_unexpected_message_after_the_body_is_raised_as_django_raises_it(slow_provider, api_key):
+    app = served()
+    scope, body = chat_scope(api_key)
+    given = False
+
+    async def receive():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.to_thread(slow_provider.answering.wait, 10)
+        return {"type": "websocket.receive"}
+
+    async def send(message):
+        pass
+
+    with pytest.raises(AssertionError, match="Invalid ASGI message"):
+        run(app(scope, receive, send))
+
+
+def test_a_served_v1_call_leaves_no_reference_cycle_behind(provider, api_key):
+    """Everything a request holds (its body buffer among it) is freed when it ends, not
+    at the collector's next pass: Django's handler left ~70 objects of cyclic garbage per
+    request, which at 1,024 open requests meant collector pauses of 50-250 ms."""
+    provider.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        openai_reply("OK")
+    )
+    app = served()
+    headers = [("authorization", f"Bearer {api_key.plain_key}")]
+
+    async def calls():
+        answers = [
+            await request(app, "POST", "/v1/chat/completions", json_body=CHAT, headers=headers)
+        ]
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)  # unreachable objects are kept in gc.garbage
+        try:
+            for _ in range(3):
+                answers.append(
+                    await request(
+                        app, "POST", "/v1/chat/completions", json_body=CHAT, headers=headers
+                    )
+                )
+            gc.collect()
+            left = [
+                type(o).__name__
+                for o in gc.garbage
+                if isinstance(o, ASGIRequest | HttpResponseBase | BaseExceptionGroup)
+            ]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        return answers, left
+
+    answers, left = run(calls())
+
+    assert [a.status for a in answers] == [200] * 4
+    assert left == []
