@@ -22,13 +22,13 @@ each one queueing behind the usage INSERTs for one of the same WEB_THREADS threa
   context and no socket, and run on the loop. Any other sync receiver (a host project's)
   still gets its thread, as with Django.
 
-- the task group Django runs the view and its disconnect listener in, ended by raising an
-  exception once the response is sent: that exception's traceback keeps the request, its
-  response and its body alive in a reference cycle until the garbage collector's next pass
-  (see `_respond_unless_left`, which does the same without one).
+- the task group Django runs the view and its disconnect listener in (every request), ended
+  by raising an exception once the response is sent: that exception's traceback keeps the
+  request, its response and its body alive in a reference cycle until the garbage
+  collector's next pass (see `_respond_unless_left`, which does the same without one).
 
-Requests whose sync calls share one sticky thread (every sync view) are handled exactly as
-Django handles them: their signals and `response.close()` run on that thread.
+Requests whose sync calls share one sticky thread (every sync view) are otherwise handled
+as Django handles them: their signals and `response.close()` run on that thread.
 """
 
 import asyncio
@@ -231,6 +231,14 @@ async def _close(response) -> None:
     await _send_on_loop(signals.request_finished, response._handler_class)
 
 
+async def _send_as_django(signal, sender, **named) -> None:
+    await signal.asend(sender=sender, **named)
+
+
+async def _close_as_django(response) -> None:
+    await sync_to_async(response.close)()
+
+
 # ServingASGIHandler.handle follows Django's ASGIHandler.handle (its task group written as
 # _respond_unless_left), and _close follows HttpResponseBase.close, line by line:
 # tests/serving/test_thread_hops.py compares their
@@ -308,28 +316,32 @@ class ServingASGIHandler(ASGIHandler):
         return step
 
     async def handle(self, scope, receive, send):
-        if not scope.get(THREAD_PER_CALL):
-            return await super().handle(scope, receive, send)
-        # Django's handle, with _send_on_loop for asend and _close for response.close().
+        # Django's handle, with _respond_unless_left for its task group and, for a request
+        # whose sync calls take a thread per call, _send_on_loop for asend and _close for
+        # response.close(); any other request keeps Django's own (on its sticky thread).
+        if scope.get(THREAD_PER_CALL):
+            send_signal, close = _send_on_loop, _close
+        else:
+            send_signal, close = _send_as_django, _close_as_django
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
         with closing(body_file):
             set_script_prefix(get_script_prefix(scope))
-            await _send_on_loop(signals.request_started, self.__class__, scope=scope)
+            await send_signal(signals.request_started, self.__class__, scope=scope)
             request, error_response = self.create_request(scope, body_file)
             if request is None:
                 body_file.close()
                 await self.send_response(error_response, send)
-                await _close(error_response)
+                await close(error_response)
                 return
 
             response = await self._respond_unless_left(request, receive, send)
             if response is None:
-                await _send_on_loop(signals.request_finished, self.__class__)
+                await send_signal(signals.request_finished, self.__class__)
             else:
-                await _close(response)
+                await close(response)
 
     async def _respond_unless_left(self, request, receive, send):
         """Django's task group around the view and its disconnect listener, without the
