@@ -362,9 +362,14 @@ class ServingASGIHandler(ASGIHandler):
         sent = False
 
         def on_listener_done(done):
-            if sent or done.cancelled():
+            if done.cancelled():
                 return
-            ended.append(done.exception())
+            exception = done.exception()  # retrieved, also when it comes too late to matter
+            # As in a task group, a listener that returns (python -O drops Django's
+            # assert on an unexpected message) leaves the view alone.
+            if sent or exception is None:
+                return
+            ended.append(exception)
             task.cancel()
 
         listener.add_done_callback(on_listener_done)

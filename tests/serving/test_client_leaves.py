@@ -17,6 +17,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponseBase
 from werkzeug import Response
 
+from config.serving.handler import ServingASGIHandler
 from llm_providers.models import UsageLog
 from tests.factories import ProviderConfigFactory
 from tests.support.asgi import http_scope, request, run, served
@@ -138,6 +139,38 @@ def test_an_unexpected_message_after_the_body_is_raised_as_django_raises_it(slow
 
     with pytest.raises(AssertionError, match="Invalid ASGI message"):
         run(app(scope, receive, send))
+
+
+def test_a_listener_that_returns_leaves_the_view_alone(provider, api_key, monkeypatch):
+    """Under `python -O` Django's listener returns on an unexpected message (its assert is
+    gone): as in Django's task group, the view goes on and answers."""
+    provider.expect_request("/v1/chat/completions", method="POST").respond_with_json(
+        openai_reply("OK")
+    )
+
+    async def returns(self, receive):
+        await receive()
+
+    monkeypatch.setattr(ServingASGIHandler, "listen_for_disconnect", returns)
+    app = served()
+    scope, body = chat_scope(api_key)
+    given = False
+    sent = []
+
+    async def receive():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "websocket.receive"}  # at once, while the view still runs
+
+    async def send(message):
+        sent.append(message)
+
+    run(app(scope, receive, send))
+
+    assert sent[0]["status"] == 200
+    assert json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["choices"]
 
 
 async def cyclic_garbage(send_one, kinds) -> tuple[list[int], list[str]]:
