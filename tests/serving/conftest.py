@@ -46,3 +46,20 @@ def fresh_gateway(settings):
     yield
     cache.clear()
     close_thread_connections()
+
+
+@pytest.fixture
+def provider(httpserver, tenant):
+    """pytest-httpserver as the tenant's `local` provider (LOCAL_MODEL) for the in-process
+    ASGI tests; a module with another provider defines its own `provider`."""
+    from tests.factories import ProviderConfigFactory
+    from tests.support.asgi import LOCAL_MODEL
+
+    ProviderConfigFactory(
+        tenant=tenant,
+        provider="local",
+        default_model=LOCAL_MODEL,
+        base_url=httpserver.url_for("/v1").rstrip("/"),
+        api_key="sk-local-test-0001",
+    )
+    return httpserver

@@ -19,26 +19,10 @@ from werkzeug import Response
 
 from config.serving.handler import ServingASGIHandler
 from llm_providers.models import UsageLog
-from tests.factories import ProviderConfigFactory
-from tests.support.asgi import http_scope, request, run, served
+from tests.support.asgi import CHAT, http_scope, request, run, served
 from tests.support.wire import openai_reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
-
-MODEL = "gemma-3-270m"
-CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say OK"}]}
-
-
-@pytest.fixture
-def provider(httpserver, tenant):
-    ProviderConfigFactory(
-        tenant=tenant,
-        provider="local",
-        default_model=MODEL,
-        base_url=httpserver.url_for("/v1").rstrip("/"),
-        api_key="sk-local-test-0001",
-    )
-    return httpserver
 
 
 @pytest.fixture
@@ -65,9 +49,9 @@ def chat_scope(api_key) -> tuple[dict, bytes]:
     return http_scope("POST", "/v1/chat/completions", body=body, headers=headers), body
 
 
-def client(body: bytes, leaves: threading.Event | None):
-    """ASGI receive/send of a client that sends `body`, then leaves once `leaves` is set
-    (or never, when it is None); `sent` collects what it was answered."""
+def client(body: bytes, then):
+    """ASGI receive/send of a client that sends `body`, then the message `await then()`
+    gives; `sent` collects what it was answered."""
     sent: list[dict] = []
     given = False
 
@@ -76,11 +60,7 @@ def client(body: bytes, leaves: threading.Event | None):
         if not given:
             given = True
             return {"type": "http.request", "body": body, "more_body": False}
-        if leaves is None:
-            await asyncio.Event().wait()  # stays until the request ends
-        else:
-            await asyncio.to_thread(leaves.wait, 10)
-        return {"type": "http.disconnect"}
+        return await then()
 
     async def send(message):
         sent.append(message)
@@ -88,10 +68,27 @@ def client(body: bytes, leaves: threading.Event | None):
     return receive, send, sent
 
 
+def once_set(event: threading.Event, message: dict):
+    """`then` for client(): `message` once `event` is set."""
+
+    async def then():
+        await asyncio.to_thread(event.wait, 10)
+        return message
+
+    return then
+
+
+async def never():
+    """`then` for client(): the client stays until the request ends."""
+    await asyncio.Event().wait()
+
+
 def test_a_client_that_leaves_cancels_its_call_and_its_row_says_so(slow_provider, api_key):
     app = served()
     scope, body = chat_scope(api_key)
-    receive, send, sent = client(body, leaves=slow_provider.answering)
+    receive, send, sent = client(
+        body, then=once_set(slow_provider.answering, {"type": "http.disconnect"})
+    )
 
     run(app(scope, receive, send))  # returns: a client leaving is no error
 
@@ -106,7 +103,7 @@ def test_a_request_cancelled_from_outside_stays_cancelled(slow_provider, api_key
     cancellation reaches the server as it does with Django's handler."""
     app = served()
     scope, body = chat_scope(api_key)
-    receive, send, sent = client(body, leaves=None)
+    receive, send, sent = client(body, then=never)
 
     async def scenario():
         task = asyncio.ensure_future(app(scope, receive, send))
@@ -124,18 +121,9 @@ def test_a_request_cancelled_from_outside_stays_cancelled(slow_provider, api_key
 def test_an_unexpected_message_after_the_body_is_raised_as_django_raises_it(slow_provider, api_key):
     app = served()
     scope, body = chat_scope(api_key)
-    given = False
-
-    async def receive():
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.to_thread(slow_provider.answering.wait, 10)
-        return {"type": "websocket.receive"}
-
-    async def send(message):
-        pass
+    receive, send, _ = client(
+        body, then=once_set(slow_provider.answering, {"type": "websocket.receive"})
+    )
 
     with pytest.raises(AssertionError, match="Invalid ASGI message"):
         run(app(scope, receive, send))
@@ -154,18 +142,11 @@ def test_a_listener_that_returns_leaves_the_view_alone(provider, api_key, monkey
     monkeypatch.setattr(ServingASGIHandler, "listen_for_disconnect", returns)
     app = served()
     scope, body = chat_scope(api_key)
-    given = False
-    sent = []
 
-    async def receive():
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "websocket.receive"}  # at once, while the view still runs
+    async def at_once():  # while the view still runs
+        return {"type": "websocket.receive"}
 
-    async def send(message):
-        sent.append(message)
+    receive, send, sent = client(body, then=at_once)
 
     run(app(scope, receive, send))
 

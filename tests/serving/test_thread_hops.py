@@ -22,14 +22,11 @@ from config.serving.handler import FOLLOWED_SOURCES, source_digest
 from config.serving.threads import StickyThreadPool, _PerCall
 from llm_providers import health
 from llm_providers.models import UsageLog
-from tests.factories import ProviderConfigFactory
-from tests.support.asgi import HopLog, close_pool_connections, request, run, served
+from tests.support.asgi import CHAT, HopLog, close_pool_connections, request, run, served
 from tests.support.wire import openai_reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
 
-MODEL = "gemma-3-270m"
-CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Say OK"}]}
 STREAM = (
     'data: {"choices":[{"index":0,"delta":{"content":"O"}}]}\n\n'
     'data: {"choices":[{"index":0,"delta":{"content":"K"}}]}\n\n'
@@ -41,18 +38,6 @@ STREAM = (
 # writer thread (engine/calls.py, usage/writer.py; tests/llm_providers/test_loop_path.py
 # for the calls that do need a thread: limits, a transient failure).
 OWN_WORK: list = []
-
-
-@pytest.fixture
-def provider(httpserver, tenant):
-    ProviderConfigFactory(
-        tenant=tenant,
-        provider="local",
-        default_model=MODEL,
-        base_url=httpserver.url_for("/v1").rstrip("/"),
-        api_key="sk-local-test-0001",
-    )
-    return httpserver
 
 
 def bearer(api_key):

@@ -17,6 +17,10 @@ from config.serving.threads import SyncViewThreads, _Lease, _PerCall
 
 _served: list[SyncViewThreads] = []
 
+# The model of the `provider` fixture's config (tests/serving/conftest.py), and a chat on it.
+LOCAL_MODEL = "gemma-3-270m"
+CHAT = {"model": LOCAL_MODEL, "messages": [{"role": "user", "content": "Say OK"}]}
+
 
 def run(coroutine, timeout: float = 60):
     """Run `coroutine` on a fresh loop, then close that loop's provider connections."""

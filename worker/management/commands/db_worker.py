@@ -10,8 +10,10 @@ import sys
 import threading
 
 from django.conf import settings
+from django.core.management.base import CommandError
 from django_tasks_db.management.commands.db_worker import Command as LibraryCommand
 
+from llm_providers.checks import number_problem
 from worker.runner import ResilientWorker
 
 logger = logging.getLogger("django_tasks_db")
@@ -38,10 +40,9 @@ class Command(LibraryCommand):
 
     def handle(self, *, threads=None, **options):
         threads = threads or settings.TASK_THREADS
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            from django.core.management.base import CommandError
-
+        if number_problem(threads, 1, True, False, True):  # the rule of every number setting
             raise CommandError(f"TASK_THREADS must be an integer of at least 1 (got {threads!r}).")
+        threads = int(threads)  # the rule takes 2.0 for an integer
         if options["reload"] and not options["batch"]:
             # The library's reloader path: one worker, as before.
             threads = 1
@@ -50,8 +51,6 @@ class Command(LibraryCommand):
         queue_names = options["queue_name"].split(",")
         excluded = options["exclude_queues"].split(",") if options["exclude_queues"] else []
         if excluded and "*" not in queue_names:
-            from django.core.management.base import CommandError
-
             raise CommandError("--exclude-queues can only be used with --queue-name=*")
 
         def make(index: int) -> ResilientWorker:
