@@ -22,7 +22,7 @@ import weakref
 import aiohttp
 
 from ..configs.urlsafety import UnsafeBaseURL, check_address
-from .sessions import RefusedAddress, _origin
+from .sessions import USER_AGENT, RefusedAddress, _origin
 
 KEEPALIVE_SECONDS = 30.0
 
@@ -74,8 +74,9 @@ def _new_session(*, check: bool) -> aiohttp.ClientSession:
         auto_decompress=True,
         # Timeouts are per request (asend), under the call's own deadline.
         timeout=aiohttp.ClientTimeout(total=None),
-        skip_auto_headers=("User-Agent",),
-        headers={"User-Agent": "switchyard"},
+        # A session header is a request's own, so aiohttp adds no User-Agent of its own
+        # (`skip_auto_headers` would build a header dict per request for nothing).
+        headers={"User-Agent": USER_AGENT},
     )
 
 

@@ -169,6 +169,9 @@ class CheckedAddressAdapter(PooledAdapter):
         }
 
 
+# What both paths (this one and asessions.py) tell every provider they are.
+USER_AGENT = "switchyard"
+
 _sessions: dict[tuple[str, str, int, bool], requests.Session] = {}
 _sessions_lock = threading.Lock()
 
@@ -196,6 +199,7 @@ def get_session(url: str, *, check: bool = False) -> requests.Session:
 def _new_session(url: str, *, check: bool) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no per-request environment/netrc lookups
+    session.headers["User-Agent"] = USER_AGENT
     session.cookies.set_policy(_RefuseAllCookies())
     adapter_class = CheckedAddressAdapter if check else PooledAdapter
     adapter = adapter_class(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=0)

@@ -85,6 +85,15 @@ def test_one_idempotency_key_is_reused_across_retries(httpserver, local, engine)
     assert len(keys) == 1
 
 
+def test_both_paths_name_switchyard_once_as_the_user_agent(httpserver, local, engine):
+    reply_ok(httpserver)
+
+    call()
+
+    ((request, _),) = httpserver.log
+    assert request.headers.getlist("User-Agent") == ["switchyard"]
+
+
 def test_waits_as_long_as_retry_after_asks(httpserver, local, waits, engine):
     httpserver.expect_oneshot_request(CHAT).respond_with_response(
         Response("{}", status=429, headers={"Retry-After": "7"})
