@@ -12,6 +12,8 @@
 #   SERVER_MAX_CONCURRENCY        1024       requests in progress per process (backpressure)
 #   SERVER_BACKLOG                2048       connections waiting to be accepted
 #   SHUTDOWN_GRACE_SECONDS        30         open requests/streams get this long at shutdown
+#   SERVER_ACCESS_LOG             true       granian's access log, a line per request (false:
+#                                            none; the reverse proxy keeps one)
 #   PROMETHEUS_MULTIPROC_DIR      var/prometheus  the processes' metric files (emptied
 #                                            here only when this script picked it)
 # WEB_THREADS, SERVER_MAX_BODY_BYTES and SERVER_BODY_TIMEOUT_SECONDS are Django settings
@@ -28,6 +30,7 @@ SERVER_MAX_HEADER_BYTES=${SERVER_MAX_HEADER_BYTES:-65536}
 SERVER_MAX_CONCURRENCY=${SERVER_MAX_CONCURRENCY:-1024}
 SERVER_BACKLOG=${SERVER_BACKLOG:-2048}
 SHUTDOWN_GRACE_SECONDS=${SHUTDOWN_GRACE_SECONDS:-30}
+SERVER_ACCESS_LOG=${SERVER_ACCESS_LOG:-true}
 
 fail() { echo "serve: $*" >&2; exit 2; }
 for var in PORT WEB_CONCURRENCY SERVER_HEADER_TIMEOUT_SECONDS SERVER_MAX_HEADER_BYTES \
@@ -40,6 +43,11 @@ done
 [ "$SERVER_MAX_HEADER_BYTES" -ge 8192 ] ||
   fail "SERVER_MAX_HEADER_BYTES must be at least 8192 (got $SERVER_MAX_HEADER_BYTES)."
 [ "$SERVER_BACKLOG" -ge 128 ] || fail "SERVER_BACKLOG must be at least 128 (got $SERVER_BACKLOG)."
+case ${SERVER_ACCESS_LOG,,} in
+  true | 1 | yes | on) access_log=(--access-log) ;;
+  false | 0 | no | off) access_log=() ;;
+  *) fail "SERVER_ACCESS_LOG must be true or false (got '$SERVER_ACCESS_LOG')." ;;
+esac
 [ "${1:-}" = "--check" ] && exit 0
 
 # The metrics directory the worker processes share (scripts/run.sh sets and empties it;
@@ -59,4 +67,4 @@ exec "${VENV:-.venv}/bin/granian" config.asgi:application \
   --http1-buffer-size "$SERVER_MAX_HEADER_BYTES" \
   --backpressure "$SERVER_MAX_CONCURRENCY" --backlog "$SERVER_BACKLOG" \
   --workers-kill-timeout "$SHUTDOWN_GRACE_SECONDS" \
-  --respawn-failed-workers --access-log
+  --respawn-failed-workers "${access_log[@]}"

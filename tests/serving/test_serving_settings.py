@@ -1,7 +1,9 @@
-"""The serving settings: the collector's first threshold (config/serving/gc.py), and every
-serving setting out of its range stops start-up naming it (config/serving/numbers.py)."""
+"""The serving settings: the collector's first threshold (config/serving/gc.py), every
+serving setting out of its range stops start-up naming it (config/serving/numbers.py), and
+the web server's own (scripts/serve-web.sh): its access log."""
 
 import gc
+import os
 import subprocess
 import sys
 
@@ -10,7 +12,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from config.serving import gc as serving_gc
-from tests.support.processes import ROOT, process_env
+from tests.support.processes import (
+    ROOT,
+    WebServer,
+    get_json,
+    manage,
+    process_env,
+    subprocess_database,
+)
 
 PRINT_THRESHOLDS = """
 import gc
@@ -114,3 +123,50 @@ def test_task_threads_out_of_range_stops_the_worker_naming_it(settings):
 
     with pytest.raises(CommandError, match="TASK_THREADS must be an integer of at least 1"):
         call_command("db_worker")
+
+
+# --- The web server's own settings (scripts/serve-web.sh) ---------------------------------
+
+
+def check_web_settings(**settings) -> subprocess.CompletedProcess:
+    """`scripts/serve-web.sh --check` with these settings (environment variables)."""
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "serve-web.sh"), "--check"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **settings},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "off please"])
+def test_a_bad_access_log_setting_stops_the_server_naming_it(value):
+    done = check_web_settings(SERVER_ACCESS_LOG=value)
+
+    assert done.returncode == 2
+    assert f"SERVER_ACCESS_LOG must be true or false (got '{value}')" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["true", "FALSE", "1", "0", "on", "off"])
+def test_the_access_log_setting_takes_the_usual_spellings(value):
+    assert check_web_settings(SERVER_ACCESS_LOG=value).returncode == 0
+
+
+def test_the_access_log_is_on_unless_turned_off(tmp_path):
+    """One line per request by default; none with SERVER_ACCESS_LOG=false."""
+    lines = {}
+    with subprocess_database(tmp_path) as database_url:
+        env = process_env(database_url, tmp_path)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        for value in ("true", "false"):
+            log = tmp_path / f"server-{value}.log"
+            web = WebServer({**env, "SERVER_ACCESS_LOG": value}, log).start()
+            try:
+                get_json(f"{web.base_url}/healthz")
+            finally:
+                web.stop()
+            lines[value] = [line for line in web.log().splitlines() if '"GET /healthz' in line]
+
+    assert lines["true"] and all(" 200 " in line for line in lines["true"])
+    assert lines["false"] == []
