@@ -54,6 +54,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
+from .limits import end_for_a_client_that_left
 from .threads import THREAD_PER_CALL
 
 # request_started / request_finished receivers the pool runs on the thread before each call.
@@ -326,7 +327,7 @@ class ServingASGIHandler(ASGIHandler):
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
-            return
+            return await end_for_a_client_that_left(send)
         with closing(body_file):
             set_script_prefix(get_script_prefix(scope))
             await send_signal(signals.request_started, self.__class__, scope=scope)
@@ -338,7 +339,8 @@ class ServingASGIHandler(ASGIHandler):
                 return
 
             response = await self._respond_unless_left(request, receive, send)
-            if response is None:
+            if response is None:  # the client left before its answer
+                await end_for_a_client_that_left(send)
                 await send_signal(signals.request_finished, self.__class__)
             else:
                 await close(response)

@@ -11,8 +11,24 @@ body must never be taken for the next request on a kept-alive connection.
 import asyncio
 import json
 import time
+from contextlib import suppress
 
 V1_PREFIX = "/v1/"
+
+# nginx's "client closed request", for a request whose client left before any answer.
+CLIENT_CLOSED_REQUEST = 499
+
+
+async def end_for_a_client_that_left(send) -> None:
+    """End a request whose client left before its answer began.
+
+    Nothing reaches anyone (the connection is gone), but the server's access log then says
+    499, as nginx's does, instead of the 500 that granian logs for a request the
+    application did not answer: a load's clients timing out are not server errors.
+    """
+    with suppress(OSError):  # ASGI lets a server raise on a closed connection
+        await send({"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
 
 def _error(path: str, status: int, code: str, message: str, details: dict) -> bytes:
@@ -81,8 +97,8 @@ class BodyLimits:
                     f"The request body did not arrive within {self.timeout:g} s.",
                     {"timeout_seconds": self.timeout},
                 )
-            if message["type"] == "http.disconnect":
-                return None  # the client left before its request was complete
+            if message["type"] == "http.disconnect":  # before its request was complete
+                return await end_for_a_client_that_left(send)
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:

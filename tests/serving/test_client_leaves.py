@@ -78,6 +78,13 @@ def once_set(event: threading.Event, message: dict):
     return then
 
 
+# What a request whose client left sends: for the access log, to a closed connection.
+LEFT = [
+    {"type": "http.response.start", "status": 499, "headers": []},
+    {"type": "http.response.body", "body": b""},
+]
+
+
 async def never():
     """`then` for client(): the client stays until the request ends."""
     await asyncio.Event().wait()
@@ -92,7 +99,9 @@ def test_a_client_that_leaves_cancels_its_call_and_its_row_says_so(slow_provider
 
     run(app(scope, receive, send))  # returns: a client leaving is no error
 
-    assert sent == []  # nothing was answered, and the view did not wait for the provider
+    # Nothing was answered (the view did not wait for the provider) but the 499 that the
+    # server's access log shows: the client closed the request.
+    assert sent == LEFT
     row = UsageLog.objects.get()
     assert row.success is False
     assert row.metadata["client_disconnected"] is True

@@ -6,6 +6,7 @@ headers. The bounds asserted are generous (a functional test on a busy machine, 
 timing benchmark): /healthz answers within HEALTHZ_BOUND seconds.
 """
 
+import secrets
 import socket
 import time
 
@@ -203,3 +204,20 @@ def test_oversized_headers_are_refused_without_stopping_the_server(server):
     # Refused (431/400) or the connection closed: never served, never hung.
     assert not response.startswith(b"HTTP/1.1 200"), response[:200]
     assert healthz_seconds(server.port) < HEALTHZ_BOUND
+
+
+def test_a_client_that_leaves_mid_body_is_logged_499_not_500(server):
+    """granian logs 500 for a request the application did not answer; one whose client
+    left is logged as nginx logs it, 499 (client closed request)."""
+    path = f"/v1/leaves-{secrets.token_hex(4)}"
+    with connect(server.port) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        )
+        time.sleep(0.2)  # the body has begun: the request is the application's
+    deadline = time.monotonic() + 10
+    while not (lines := [line for line in server.log().splitlines() if path in line]):
+        assert time.monotonic() < deadline, "no access-log line for the request"
+        time.sleep(0.05)
+    assert len(lines) == 1 and f'"POST {path} HTTP/1.1" 499 ' in lines[0], lines
