@@ -691,7 +691,9 @@ def main_run(args) -> int:
             "env": {
                 k: os.environ[k]
                 for k in sorted(os.environ)
-                if k.startswith(("WEB_", "GUNICORN", "UVICORN", "GRANIAN", "TASK_WORKERS", "LLM_"))
+                if k.startswith(
+                    ("WEB_", "SERVER_", "GUNICORN", "UVICORN", "GRANIAN", "TASK_WORKERS", "LLM_")
+                )
             },
         }
 
@@ -880,8 +882,11 @@ def main_run(args) -> int:
         return 130
     finally:
         procs.stop_all()
-        if args.keep:
-            log(f"kept {work}")
+        failed = [c for c in result.get("cells", []) if c.get("load", {}).get("errors")]
+        if args.keep or failed:
+            # A cell with errors keeps its logs: a rare failure must be readable afterwards.
+            why = "" if args.keep else f" ({len(failed)} cell(s) had errors: see its logs)"
+            log(f"kept {work}{why}")
         else:
             shutil.rmtree(work, ignore_errors=True)
 
