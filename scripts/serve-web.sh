@@ -43,9 +43,9 @@ done
 [ "$SERVER_MAX_HEADER_BYTES" -ge 8192 ] ||
   fail "SERVER_MAX_HEADER_BYTES must be at least 8192 (got $SERVER_MAX_HEADER_BYTES)."
 [ "$SERVER_BACKLOG" -ge 128 ] || fail "SERVER_BACKLOG must be at least 128 (got $SERVER_BACKLOG)."
-case ${SERVER_ACCESS_LOG,,} in
-  true | 1 | yes | on) access_log=(--access-log) ;;
-  false | 0 | no | off) access_log=() ;;
+case $(printf '%s' "$SERVER_ACCESS_LOG" | tr '[:upper:]' '[:lower:]') in
+  true | 1 | yes | on) access_log=--access-log ;;
+  false | 0 | no | off) access_log=--no-access-log ;;
   *) fail "SERVER_ACCESS_LOG must be true or false (got '$SERVER_ACCESS_LOG')." ;;
 esac
 [ "${1:-}" = "--check" ] && exit 0
@@ -67,4 +67,4 @@ exec "${VENV:-.venv}/bin/granian" config.asgi:application \
   --http1-buffer-size "$SERVER_MAX_HEADER_BYTES" \
   --backpressure "$SERVER_MAX_CONCURRENCY" --backlog "$SERVER_BACKLOG" \
   --workers-kill-timeout "$SHUTDOWN_GRACE_SECONDS" \
-  --respawn-failed-workers "${access_log[@]}"
+  --respawn-failed-workers "$access_log"
