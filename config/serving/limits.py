@@ -6,6 +6,9 @@ bounded in size (`SERVER_MAX_BODY_BYTES`) and in time (`SERVER_BODY_TIMEOUT_SECO
 whole body), then replayed to Django. A request over either bound is answered at once, in
 the documented error shape of its path, with `Connection: close`: the unread rest of its
 body must never be taken for the next request on a kept-alive connection.
+
+A client that leaves before its answer (here, while its body arrives, or later in the
+handler) gets its request ended by `end_for_a_client_that_left`: logged 499, not 500.
 """
 
 import asyncio
