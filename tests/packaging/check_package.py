@@ -299,7 +299,10 @@ def admin_db(action: str, url: str, name: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
         else:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            sys.path.insert(0, str(ROOT))
+            from tests.support.pg import drop_database
+
+            drop_database(conn, name)
 
 
 def main(argv=None) -> int:

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from cryptography.fernet import Fernet
 
+from .pg import drop_database
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -82,7 +84,7 @@ def subprocess_database(tmp_path: Path):
         yield urlunsplit(parts._replace(path=f"/{name}"))
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_database(conn, name)
 
 
 def process_env(database_url: str, tmp_path: Path, **overrides) -> dict:
