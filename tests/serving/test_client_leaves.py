@@ -19,7 +19,7 @@ from werkzeug import Response
 
 from config.serving.handler import ServingASGIHandler
 from llm_providers.models import UsageLog
-from tests.support.asgi import CHAT, http_scope, request, run, served
+from tests.support.asgi import CHAT, client, http_scope, request, run, served
 from tests.support.wire import openai_reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
@@ -49,27 +49,8 @@ def chat_scope(api_key) -> tuple[dict, bytes]:
     return http_scope("POST", "/v1/chat/completions", body=body, headers=headers), body
 
 
-def client(body: bytes, then):
-    """ASGI receive/send of a client that sends `body`, then the message `await then()`
-    gives; `sent` collects what it was answered."""
-    sent: list[dict] = []
-    given = False
-
-    async def receive():
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await then()
-
-    async def send(message):
-        sent.append(message)
-
-    return receive, send, sent
-
-
 def once_set(event: threading.Event, message: dict):
-    """`then` for client(): `message` once `event` is set."""
+    """`then` for tests.support.asgi.client(): `message` once `event` is set."""
 
     async def then():
         await asyncio.to_thread(event.wait, 10)
@@ -86,7 +67,7 @@ LEFT = [
 
 
 async def never():
-    """`then` for client(): the client stays until the request ends."""
+    """`then` for tests.support.asgi.client(): the client stays until the request ends."""
     await asyncio.Event().wait()
 
 

@@ -101,25 +101,40 @@ def http_scope(method, path, *, body=b"", headers=()) -> dict:
     }
 
 
+def client(body: bytes, then):
+    """ASGI receive/send of a client that sends `body`, then the message `await then()`
+    gives; `sent` collects what it was answered."""
+    sent: list[dict] = []
+    given = False
+
+    async def receive():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await then()
+
+    async def send(message):
+        sent.append(message)
+
+    return receive, send, sent
+
+
 async def request(app, method, path, *, body=b"", headers=(), json_body=None) -> Answer:
     if json_body is not None:
         body = json.dumps(json_body).encode()
         headers = [*headers, ("content-type", "application/json")]
     scope = http_scope(method, path, body=body, headers=headers)
-    messages: list[dict] = []
     answered = asyncio.Event()
-    body_sent = False
 
-    async def receive():
-        nonlocal body_sent
-        if not body_sent:
-            body_sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    async def until_answered():
         await answered.wait()  # the client stays until the answer is complete
         return {"type": "http.disconnect"}
 
+    receive, record, messages = client(body, then=until_answered)
+
     async def send(message):
-        messages.append(message)
+        await record(message)
         if message["type"] == "http.response.body" and not message.get("more_body"):
             answered.set()
 
