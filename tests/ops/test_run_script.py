@@ -104,7 +104,8 @@ class Server:
             # would outlive their killed parent.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            if running(pid):
+            # Not in a group of its own: killed by itself (it may end meanwhile).
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
