@@ -45,14 +45,15 @@ from django.core import signals
 from django.core.cache import close_caches
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
-from django.core.handlers.base import reset_urlconf
+from django.core.handlers.base import BaseHandler, reset_urlconf
 from django.db import close_old_connections, reset_queries
 from django.http import HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.csrf import CsrfViewMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.urls import set_script_prefix
+from django.urls import get_resolver, set_script_prefix
+from django.utils.log import log_response
 
 from .limits import end_for_a_client_that_left
 from .threads import THREAD_PER_CALL
@@ -241,10 +242,11 @@ async def _close_as_django(response) -> None:
 
 
 # ServingASGIHandler.handle follows Django's ASGIHandler.handle (its task group written as
-# _respond_unless_left), and _close follows HttpResponseBase.close, line by line:
-# tests/serving/test_thread_hops.py compares their
-# sources' digests with these, so a Django upgrade that changes either is read and
-# followed here, not silently diverged from.
+# _respond_unless_left), _close follows HttpResponseBase.close, and _GatewayHandler's
+# get_response_async and resolve_request follow BaseHandler's, line by line:
+# tests/serving/test_thread_hops.py compares their sources' digests with these, so a
+# Django upgrade that changes any of them is read and followed here, not silently
+# diverged from.
 FOLLOWED_SOURCES = {
     "ASGIHandler.handle": (
         ASGIHandler.handle,
@@ -253,6 +255,14 @@ FOLLOWED_SOURCES = {
     "HttpResponseBase.close": (
         HttpResponseBase.close,
         "84589f5b23acbb23aa9010f3506ef411b72b1053f2fc2764590e2b3bf3470438",
+    ),
+    "BaseHandler.get_response_async": (
+        BaseHandler.get_response_async,
+        "ad82c920df0cebbb52b1ebafe6ab8b5541f200c39fa954a148b01f60725b715b",
+    ),
+    "BaseHandler.resolve_request": (
+        BaseHandler.resolve_request,
+        "ff178c3d63eebcd3e38110341593518dcd67d84cff94bbc7dd5aa323637cba6d",
     ),
 }
 
@@ -394,13 +404,55 @@ class ServingASGIHandler(ASGIHandler):
 
 
 class _GatewayHandler(ServingASGIHandler):
-    """The chain /v1 requests go through: settings.MIDDLEWARE less BROWSER_ONLY_MIDDLEWARE."""
+    """The chain /v1 requests go through: settings.MIDDLEWARE less BROWSER_ONLY_MIDDLEWARE.
+
+    Two of Django's per-request steps are done more cheaply here, with the same result
+    (measured: bench/README.md, "the gateway's URL resolve"):
+    - `BaseHandler.get_response_async` starts with `set_urlconf(settings.ROOT_URLCONF)`.
+      A request's context holds no urlconf of its own (every request's end resets it,
+      `reset_urlconf`), and without one Django resolves with settings.ROOT_URLCONF: the
+      same resolver. Setting it copies the context's asgiref storage on every call.
+    - `resolve_request`: the match of a path without captured arguments (every /v1 route
+      but a model's detail and the 404) is kept per resolver, so a chat call does not walk
+      Django's URL patterns each time. A request with its own `urlconf`, and every other
+      path, is resolved as Django resolves it.
+    """
+
+    MAX_KEPT_MATCHES = 64
 
     def __init__(self):
         ASGIHandler.__init__(self)  # its own chain only (no gateway of its own)
+        self._matches: tuple = (None, {})  # (the resolver, {path: its ResolverMatch})
 
     async def get_response_async(self, request):
-        return await ASGIHandler.get_response_async(self, request)
+        response = await self._middleware_chain(request)
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            await sync_to_async(log_response, thread_sensitive=False)(
+                "%s: %s",
+                response.reason_phrase,
+                request.path,
+                response=response,
+                request=request,
+            )
+        return response
+
+    def resolve_request(self, request):
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        resolver = get_resolver()
+        kept_for, matches = self._matches
+        if kept_for is not resolver:  # the URLconf was reloaded (tests): start again
+            matches = {}
+            self._matches = (resolver, matches)
+        path = request.path_info
+        match = matches.get(path)
+        if match is None:
+            match = resolver.resolve(path)
+            if not match.args and not match.kwargs and len(matches) < self.MAX_KEPT_MATCHES:
+                matches[path] = match
+        request.resolver_match = match
+        return match
 
     def load_middleware(self, is_async=False):
         # Django's loader reads settings.MIDDLEWARE: given the gateway's list while it runs

@@ -109,3 +109,69 @@ def test_which_paths_are_the_gateways(path, gateway):
 def test_the_browser_middlewares_are_real_entries_of_the_settings(settings):
     # A renamed path would silently put the browser's middlewares back on /v1.
     assert BROWSER_ONLY_MIDDLEWARE <= set(settings.MIDDLEWARE)
+
+
+def _gateway(app):
+    return app.app._gateway  # SyncViewThreads → ServingASGIHandler → its /v1 handler
+
+
+def test_a_v1_route_is_resolved_once_and_its_match_kept(api_key):
+    from django.urls import get_resolver
+
+    app = served()
+    for _ in range(2):
+        answer = run(request(app, "GET", "/v1/models", headers=bearer(api_key)))
+        assert answer.status == 200, answer.body
+
+    kept_for, matches = _gateway(app)._matches
+    assert kept_for is get_resolver()
+    assert list(matches) == ["/v1/models"]
+    assert matches["/v1/models"].url_name == get_resolver().resolve("/v1/models").url_name
+
+
+def test_a_path_with_captured_arguments_is_resolved_each_time(api_key):
+    app = served()
+
+    for path in ("/v1/models/gpt-4o-mini", "/v1/no/such/thing"):
+        answer = run(request(app, "GET", path, headers=bearer(api_key)))
+        assert answer.status in (200, 404), answer.body
+
+    assert _gateway(app)._matches[1] == {}  # a model id or a 404's path is never kept
+
+
+def v1_teapot(request):
+    from django.http import HttpResponse
+
+    return HttpResponse(status=418)
+
+
+urlpatterns = []  # this module as a URLconf (the test below)
+
+
+def test_another_urlconf_is_followed_not_the_kept_matches(api_key, settings):
+    from django.urls import path
+
+    app = served()
+    assert run(request(app, "GET", "/v1/models", headers=bearer(api_key))).status == 200
+    urlpatterns[:] = [path("v1/models", v1_teapot)]
+    try:
+        settings.ROOT_URLCONF = __name__  # clears Django's URL caches: a new resolver
+
+        answer = run(request(app, "GET", "/v1/models", headers=bearer(api_key)))
+    finally:
+        urlpatterns.clear()
+
+    assert answer.status == 418
+    assert _gateway(app)._matches[0].urlconf_name == __name__
+
+
+def test_a_v1_error_response_is_logged_as_django_logs_it(api_key, caplog):
+    app = served()
+
+    with caplog.at_level("WARNING", logger="django.request"):
+        answer = run(request(app, "GET", "/v1/no/such/thing", headers=bearer(api_key)))
+
+    assert answer.status == 404
+    assert [r.getMessage() for r in caplog.records if r.name == "django.request"] == [
+        "Not Found: /v1/no/such/thing"
+    ]

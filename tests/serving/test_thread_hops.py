@@ -15,6 +15,7 @@ import time
 import pytest
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.base import BaseHandler
 from django.db import connection
 from django.http import HttpResponseBase
 
@@ -325,11 +326,14 @@ def test_the_admin_login_works_through_the_serving_handler(db, django_user_model
 
 
 def test_the_django_code_the_serving_handler_follows_is_unchanged():
-    """ServingASGIHandler.handle and its _close follow Django's ASGIHandler.handle and
-    HttpResponseBase.close: after a Django upgrade that changes either, read the new code
-    and follow it in config/serving/handler.py, then update the digests there."""
+    """ServingASGIHandler.handle, its _close and the gateway's get_response_async and
+    resolve_request follow Django's ASGIHandler.handle, HttpResponseBase.close and
+    BaseHandler's two: after a Django upgrade that changes any, read the new code and
+    follow it in config/serving/handler.py, then update the digests there."""
     assert FOLLOWED_SOURCES["ASGIHandler.handle"][0] is ASGIHandler.handle
     assert FOLLOWED_SOURCES["HttpResponseBase.close"][0] is HttpResponseBase.close
+    assert FOLLOWED_SOURCES["BaseHandler.get_response_async"][0] is (BaseHandler.get_response_async)
+    assert FOLLOWED_SOURCES["BaseHandler.resolve_request"][0] is BaseHandler.resolve_request
     for name, (function, digest) in FOLLOWED_SOURCES.items():
         assert source_digest(function) == digest, name
 
