@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from ..models import Endpoint
 from .options import CallOptions
 
+# Checked on every call: Django's `Endpoint.values` builds a new list at each access.
+ENDPOINTS = frozenset(Endpoint.values)
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -31,7 +33,7 @@ def check_common(model, temperature, endpoint, metadata) -> None:
             raise ValueError("temperature must be a number.")
         if not 0 <= temperature <= 2:
             raise ValueError("temperature must be between 0 and 2.")
-    if endpoint not in Endpoint.values:
+    if endpoint not in ENDPOINTS:
         raise ValueError(f"Unknown endpoint {endpoint!r}; expected one of {Endpoint.values}.")
     if metadata is not None:
         if not isinstance(metadata, dict):
