@@ -1,5 +1,6 @@
 """The hand-built lookup and INSERT agree with the ORM on every field."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -119,3 +120,66 @@ def test_async_commit_opt_in_leaves_a_callers_transaction_alone(tenant, settings
         pk, sql = _insert_sql(tenant)
     assert UsageLog.objects.filter(pk=pk).exists()
     assert "synchronous_commit" not in sql
+
+
+def _rows(tenant, config):
+    full = UsageLog(
+        tenant_id=tenant.pk,
+        provider_config_id=config.pk,
+        provider="openai",
+        model="gpt-4o-mini",
+        endpoint="chat",
+        tokens_used=17,
+        prompt_tokens=12,
+        completion_tokens=5,
+        cache_read_tokens=3,
+        cache_write_tokens=2,
+        reasoning_tokens=1,
+        cost_usd=Decimal("0.00000480"),
+        latency_ms=12,
+        success=True,
+        status_code=200,
+        metadata={"attempts": 1, "request_id": "req_1"},
+    )
+    bare = UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=False)
+    odd = UsageLog(  # values of other types than the fields' own: converted by the field
+        tenant_id=tenant.pk,
+        provider="local",
+        endpoint="test",
+        tokens_used=Decimal("4"),
+        latency_ms=True,
+        success=1,
+        cost_usd=0,
+        metadata=None,
+    )
+    return [full, bare, odd]
+
+
+@pytest.mark.parametrize("keep_created_at", [False, True])
+def test_the_insert_parameters_are_the_fields_own_conversion(tenant, keep_created_at):
+    """insert_values skips a field's conversion only for a value it would pass unchanged:
+    its parameters are exactly get_db_prep_save's, on this database."""
+    from llm_providers.usage.writes import _INSERT_FIELDS, insert_values
+
+    config = ProviderConfigFactory(tenant=tenant, api_key="sk-test-fake-key-0001")
+    rows, same_rows = _rows(tenant, config), _rows(tenant, config)
+    if keep_created_at:  # a spooled row's own time
+        for row in (*rows, *same_rows):
+            row.created_at = datetime(2026, 12, 1, 20, 10, 26, 123456, tzinfo=UTC)
+
+    values = insert_values(rows, connection, keep_created_at=keep_created_at)
+
+    expected = [
+        f.get_db_prep_save(
+            getattr(row, f.attname) if keep_created_at else f.pre_save(row, True), connection
+        )
+        for row in same_rows
+        for f in _INSERT_FIELDS
+    ]
+    assert len(values) == len(expected) == len(rows) * len(_INSERT_FIELDS)
+    for i, (value, wanted) in enumerate(zip(values, expected, strict=True)):
+        field = _INSERT_FIELDS[i % len(_INSERT_FIELDS)]
+        assert type(value) is type(wanted), field.name
+        if field.name != "created_at" or keep_created_at:  # else "now", on each side
+            # psycopg's Jsonb wrapper compares by identity: compare what it wraps.
+            assert getattr(value, "obj", value) == getattr(wanted, "obj", wanted), field.name
