@@ -258,9 +258,10 @@ def insert_usage_logs(
 
 def insert_values(rows: list[UsageLog], connection, *, keep_created_at: bool = False) -> list:
     """The INSERT's parameters for `rows`, field by field, as each field converts them."""
+    steps = _field_steps(connection)
     values = []
     for row in rows:
-        for f, pre_save, unchanged in _field_steps(connection):
+        for f, pre_save, unchanged in steps:
             # pre_save fills auto_now_add; get_db_prep_save does the field's own
             # conversion, skipped for a value of a type it is known to pass unchanged.
             if pre_save and not keep_created_at:

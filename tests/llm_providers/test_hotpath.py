@@ -40,9 +40,8 @@ def test_active_config_is_none_without_an_active_config(tenant, other_tenant):
     assert active_config("tenant_123") is None
 
 
-def test_insert_usage_log_round_trips_every_field(tenant):
-    config = ProviderConfigFactory(tenant=tenant, api_key="sk-test-fake-key-0001")
-    row = UsageLog(
+def _row_with_every_field(tenant, config) -> UsageLog:
+    return UsageLog(
         tenant_id=tenant.pk,
         provider_config_id=config.pk,
         provider="openai",
@@ -51,6 +50,9 @@ def test_insert_usage_log_round_trips_every_field(tenant):
         tokens_used=17,
         prompt_tokens=12,
         completion_tokens=5,
+        cache_read_tokens=3,
+        cache_write_tokens=2,
+        reasoning_tokens=1,
         cost_usd=Decimal("0.00000480"),
         latency_ms=12,
         success=False,
@@ -59,6 +61,11 @@ def test_insert_usage_log_round_trips_every_field(tenant):
         status_code=429,
         metadata={"attempts": 3, "nested": {"a": [1, 2]}, "text": "ünïcode"},
     )
+
+
+def test_insert_usage_log_round_trips_every_field(tenant):
+    config = ProviderConfigFactory(tenant=tenant, api_key="sk-test-fake-key-0001")
+    row = _row_with_every_field(tenant, config)
 
     pk = insert_usage_log(row)
 
@@ -123,24 +130,7 @@ def test_async_commit_opt_in_leaves_a_callers_transaction_alone(tenant, settings
 
 
 def _rows(tenant, config):
-    full = UsageLog(
-        tenant_id=tenant.pk,
-        provider_config_id=config.pk,
-        provider="openai",
-        model="gpt-4o-mini",
-        endpoint="chat",
-        tokens_used=17,
-        prompt_tokens=12,
-        completion_tokens=5,
-        cache_read_tokens=3,
-        cache_write_tokens=2,
-        reasoning_tokens=1,
-        cost_usd=Decimal("0.00000480"),
-        latency_ms=12,
-        success=True,
-        status_code=200,
-        metadata={"attempts": 1, "request_id": "req_1"},
-    )
+    full = _row_with_every_field(tenant, config)
     bare = UsageLog(tenant_id=tenant.pk, provider="local", endpoint="test", success=False)
     odd = UsageLog(  # values of other types than the fields' own: converted by the field
         tenant_id=tenant.pk,
