@@ -111,12 +111,29 @@ def hold_sqlite_write_lock(stack, worker):
 
 
 def cut_postgresql_connections(stack, worker):
-    """Terminate the worker's PostgreSQL connections until it notices."""
+    """Refuse the worker's new connections and terminate its open ones until it notices.
+
+    Terminating alone is not enough: the worker checks its connection before each poll
+    (CONN_HEALTH_CHECKS) and quietly opens a new one when the old one is gone, so only a
+    termination that lands inside a query was ever seen (CI once waited 60 s for one).
+    With the database's connection limit at 0 the new connection is refused too, and
+    the worker meets the error for certain; the limit is lifted before the task is sent.
+    """
     import psycopg
+    from psycopg import sql
 
     url = stack.env["DATABASE_URL"]
     name = url.rsplit("/", 1)[1]
     with psycopg.connect(url, autocommit=True) as conn:
+
+        def limit(n: int) -> None:
+            # The database's owner (the test's role, not a superuser) may set it; existing
+            # sessions, this one included, stay connected.
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} CONNECTION LIMIT {}").format(
+                    sql.Identifier(name), sql.Literal(n)
+                )
+            )
 
         def terminated():
             conn.execute(
@@ -129,13 +146,17 @@ def cut_postgresql_connections(stack, worker):
             )
             return "database unavailable" in worker.log()
 
-        wait_until(
-            terminated,
-            timeout=60,
-            what="the worker losing its connection",
-            process=worker.process,
-            interval=0.5,
-        )
+        limit(0)
+        try:
+            wait_until(
+                terminated,
+                timeout=60,
+                what="the worker losing its connection",
+                process=worker.process,
+                interval=0.5,
+            )
+        finally:
+            limit(-1)
 
 
 def test_the_worker_survives_a_sick_database_and_then_runs_a_task(stack):
