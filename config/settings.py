@@ -356,8 +356,12 @@ LLM_USAGE_SPOOL_DIR = env.str(
 # Longest a stream may run, from its first byte; 0: the call's deadline (LLM_REQUEST_DEADLINE).
 LLM_STREAM_MAX_SECONDS = env.float("LLM_STREAM_MAX_SECONDS", default=0)
 # --- /healthz (llm_providers/health.py) ------------------------------------------------------
-# Longest the probe waits for its checks (database, cache, spool; on a thread of its own)
-# before answering 503 `fail`: a stuck database fails the probe fast instead of hanging it.
+# Under ASGI the checks (database, cache, spool) run on a thread of their own every
+# LLM_HEALTHZ_INTERVAL_SECONDS while probes come, and a probe answers with the latest result
+# (never older than the interval plus a check's own time). A check that runs longer than
+# LLM_HEALTHZ_TIMEOUT_SECONDS makes probes answer 503 `fail` until it ends: a stuck
+# database fails the probe fast instead of hanging it.
+LLM_HEALTHZ_INTERVAL_SECONDS = env.float("LLM_HEALTHZ_INTERVAL_SECONDS", default=1.0)
 LLM_HEALTHZ_TIMEOUT_SECONDS = env.float("LLM_HEALTHZ_TIMEOUT_SECONDS", default=2.0)
 
 # --- Serving (ASGI; scripts/run.sh and config/asgi.py; README "Scaling and deployment") ---

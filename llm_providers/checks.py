@@ -29,6 +29,7 @@ NUMBERS = {
     "LLM_MAX_RETRIES": (0, True, False, True),
     "LLM_GATEWAY_CACHE_SECONDS": (0, True, False, False),
     "LLM_USAGE_RETENTION_DAYS": (1, True, True, True),
+    "LLM_HEALTHZ_INTERVAL_SECONDS": (0, False, False, False),
     "LLM_HEALTHZ_TIMEOUT_SECONDS": (0, False, False, False),
 }
 BOOLEANS = ("LLM_VALIDATE_ON_STARTUP", "LLM_LOG_PROMPTS", "LLM_USAGE_ASYNC_COMMIT")

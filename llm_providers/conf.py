@@ -47,6 +47,8 @@ DEFAULTS = {
     "LLM_USAGE_SPOOL_DIR": "var/usage-spool",
     # Longest a stream may run from its first byte; 0: the call's deadline.
     "LLM_STREAM_MAX_SECONDS": 0,
-    # Longest /healthz waits for its checks under ASGI before answering 503 `fail`.
+    # Under ASGI, how often /healthz's checks are re-run while probes come, and the
+    # longest a check may run before probes answer 503 `fail`.
+    "LLM_HEALTHZ_INTERVAL_SECONDS": 1.0,
     "LLM_HEALTHZ_TIMEOUT_SECONDS": 2.0,
 }

@@ -1,15 +1,21 @@
 """GET /healthz for load balancers: process, database and the latest provider validation.
 
-Under ASGI the probe must answer while every pooled sync-view thread is busy (issue 9: at
-1,024 open /v1 calls it waited 1-4 s behind their usage INSERTs). So it is an async view
-whose checks (the database's `SELECT 1`, the cache reads, the spool's files) run on a
-thread of its own (`ProbeThread`: one thread, its own database connection, looked after
-as Django does at a request's start), never on the loop and never on the shared pool;
-its answer is awaited at most LLM_HEALTHZ_TIMEOUT_SECONDS, after which a stuck database
-is a 503 `fail`, not a hung probe. Probes that arrive while a check runs share it. Spooled
-usage rows are written back on a second thread of its own, in the background: a long
-replay neither delays nor fails a probe. Under WSGI (the test client, gunicorn) the same
-checks run inline, the replay included, as they always have.
+Under ASGI the probe must answer while the worker's event loop is crowded (issue 9). At
+1,024 open calls a probe that waited for its own checks took five turns of that loop (its
+start, its empty body, and three to bring a thread's result back), each queued behind
+every open call's work: p99 0.4-0.7 s for a `SELECT 1` of 0-14 ms. So under ASGI the checks
+(the database's `SELECT 1`, the cache reads, the spool's files) are re-run on a thread of
+their own (`HealthMonitor`: one thread, its own database connection, looked after as
+Django does at a request's start) every LLM_HEALTHZ_INTERVAL_SECONDS while probes come,
+and a probe answers with the latest result without waiting: one turn of the loop, its
+start, which still shows that the worker answers. A probe never gets a result older than
+the interval plus LLM_HEALTHZ_TIMEOUT_SECONDS: with no result that recent (the first
+probe, or after a minute without probes) it waits for the next one, at most
+LLM_HEALTHZ_TIMEOUT_SECONDS; a check running longer than that is a 503 `fail` at once, so
+a stuck database fails probes fast instead of hanging them. Spooled usage rows are written
+back on a second thread of its own, in the background: a long replay neither delays nor
+fails a probe. Under WSGI (the test client, gunicorn) the same checks run inline, the
+replay included, as they always have.
 """
 
 import asyncio
@@ -144,7 +150,6 @@ def _with_fresh_connections(job):
     return job()
 
 
-_checks = ProbeThread("healthz")
 _replays = ProbeThread("healthz-replay")
 
 
@@ -156,14 +161,103 @@ def _checks_job():
     return health_report(replay=replay_in_background)
 
 
+FAIL = 503, {"status": "fail", "checks": {"database": {"status": "fail"}}}
+
+
+class HealthMonitor:
+    """The checks, re-run every `interval` s on a thread of its own while probes come.
+
+    `answer()` is called on the loop and never blocks: the latest result while it is
+    recent, FAIL while a check has run longer than `timeout`, else a future of the next
+    result. The thread starts at the first probe and stops after IDLE_AFTER seconds
+    without one (the next probe starts it again, and waits for its first result).
+    """
+
+    IDLE_AFTER = 60.0
+
+    def __init__(self, name: str, job):
+        self._name = name
+        self._job = job
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._latest: tuple[float, tuple[int, dict]] | None = None  # (finished at, result)
+        self._running_since: float | None = None
+        self._waiters: list[Future] = []
+        self._last_probe = 0.0
+
+    def answer(self, interval: float, timeout: float) -> tuple[int, dict] | Future:
+        now = time.monotonic()
+        with self._lock:
+            self._last_probe = now
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            if self._running_since is not None and now - self._running_since > timeout:
+                return FAIL
+            if self._latest is not None and now - self._latest[0] <= interval + timeout:
+                return self._latest[1]
+            waiter = Future()
+            self._waiters.append(waiter)
+            self._wake.set()  # a check now, not at the end of the interval
+            return waiter
+
+    def stop(self) -> None:
+        """Stop the thread (its database connections closed) and forget the results."""
+        with self._lock:
+            thread, self._stopping = self._thread, True
+        self._wake.set()
+        if thread is not None:
+            thread.join(30)
+        with self._lock:
+            self._latest = None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    idle = time.monotonic() - self._last_probe > self.IDLE_AFTER
+                    if self._stopping or (idle and not self._waiters):
+                        self._thread = None
+                        return
+                    self._running_since = time.monotonic()
+                self._wake.clear()
+                result = self._check()
+                with self._lock:
+                    self._running_since = None
+                    self._latest = (time.monotonic(), result)
+                    waiters, self._waiters = self._waiters, []
+                for waiter in waiters:
+                    if waiter.set_running_or_notify_cancel():  # not given up on
+                        waiter.set_result(result)
+                self._wake.wait(settings.LLM_HEALTHZ_INTERVAL_SECONDS)
+        finally:
+            connections.close_all()
+
+    def _check(self) -> tuple[int, dict]:
+        try:
+            return _with_fresh_connections(self._job)
+        except Exception:
+            logger.exception("healthz: the checks failed")
+            return FAIL
+
+
+monitor = HealthMonitor("healthz", _checks_job)
+
+
 async def _report_off_the_loop() -> tuple[int, dict]:
     timeout = settings.LLM_HEALTHZ_TIMEOUT_SECONDS
+    answer = monitor.answer(settings.LLM_HEALTHZ_INTERVAL_SECONDS, timeout)
+    if not isinstance(answer, Future):
+        return answer
     try:
         async with asyncio.timeout(timeout):
-            return await asyncio.shield(asyncio.wrap_future(_checks.run(_checks_job)))
+            return await asyncio.wrap_future(answer)
     except TimeoutError:
         logger.error("healthz: the checks did not answer within %g s", timeout)
-        return 503, {"status": "fail", "checks": {"database": {"status": "fail"}}}
+        return FAIL
 
 
 @never_cache

@@ -44,6 +44,7 @@ def test_the_reference_settings_pass_every_check(db):
         ("LLM_GATEWAY_CACHE_SECONDS", -1, "LLM_GATEWAY_CACHE_SECONDS must be at least 0"),
         ("LLM_USAGE_RETENTION_DAYS", 0, "LLM_USAGE_RETENTION_DAYS must be at least 1"),
         ("LLM_HEALTHZ_TIMEOUT_SECONDS", 0, "LLM_HEALTHZ_TIMEOUT_SECONDS must be greater than 0"),
+        ("LLM_HEALTHZ_INTERVAL_SECONDS", 0, "LLM_HEALTHZ_INTERVAL_SECONDS must be greater than 0"),
     ],
 )
 def test_a_number_setting_out_of_type_or_range_is_named(name, value, message):
@@ -63,6 +64,7 @@ def test_a_number_setting_out_of_type_or_range_is_named(name, value, message):
         ("LLM_USAGE_RETENTION_DAYS", None),
         ("LLM_USAGE_RETENTION_DAYS", 90),
         ("LLM_HEALTHZ_TIMEOUT_SECONDS", 0.5),
+        ("LLM_HEALTHZ_INTERVAL_SECONDS", 0.5),
     ],
 )
 def test_number_settings_at_their_limits_pass(name, value):

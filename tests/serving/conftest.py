@@ -35,11 +35,13 @@ def server(tmp_path_factory):
 @pytest.fixture
 def fresh_gateway(settings):
     """In-process ASGI tests of /v1 (tests/support/asgi.py): no retries, no environment
-    fallback, the gateway's caches empty before and after, and the pooled threads'
-    database connections closed at the end."""
+    fallback, the gateway's caches and /healthz's results empty before and after, and the
+    pooled threads' database connections closed at the end."""
+    from llm_providers import health
     from llm_providers.gateway import cache
     from tests.support.asgi import close_thread_connections
 
+    health.monitor.stop()  # no /healthz result from before this test
     settings.LLM_MAX_RETRIES = 0
     settings.LLM_DEFAULT_PROVIDER = ""
     cache.clear()

@@ -23,7 +23,15 @@ from config.serving.handler import FOLLOWED_SOURCES, source_digest
 from config.serving.threads import StickyThreadPool, _PerCall
 from llm_providers import health
 from llm_providers.models import UsageLog
-from tests.support.asgi import CHAT, HopLog, close_pool_connections, request, run, served
+from tests.support.asgi import (
+    CHAT,
+    HopLog,
+    close_pool_connections,
+    http_scope,
+    request,
+    run,
+    served,
+)
 from tests.support.wire import openai_reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_gateway")]
@@ -161,7 +169,7 @@ def test_healthz_is_a_prompt_503_fail_when_its_checks_hang(db, settings, monkeyp
 
     async def scenario():
         hung = await request(app, "GET", "/healthz")
-        second = await request(app, "GET", "/healthz")  # shares the hung check, same answer
+        second = await request(app, "GET", "/healthz")  # a check stuck too long: 503 at once
         release.set()
         deadline = time.monotonic() + 10
         while True:  # once the database answers again, so does the probe
@@ -179,11 +187,114 @@ def test_healthz_is_a_prompt_503_fail_when_its_checks_hang(db, settings, monkeyp
     assert recovered.status == 200
 
 
+def test_a_healthz_probe_with_a_recent_result_answers_in_one_step(db):
+    """A probe answers from its checks' latest result without waiting: its coroutine runs
+    to its end in one step, so under load it costs one turn of the loop, its start, not
+    five (a wait for the checks' thread took three, its empty body one)."""
+    app = served()
+
+    async def one_probe():
+        sent = []
+
+        async def receive():  # the client stays (Django's disconnect listener waits here)
+            if not sent:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        probe = app(http_scope("GET", "/healthz"), receive, send)
+        waits = 0
+        try:
+            while True:
+                probe.send(None)  # a yield: the probe waits for something
+                waits += 1
+                await asyncio.sleep(0)
+        except StopIteration:
+            return waits, sent
+
+    async def scenario():
+        first = await request(app, "GET", "/healthz")  # the first probe waits for a result
+        return first, await one_probe()
+
+    first, (waits, sent) = run(scenario())
+
+    assert first.status == 200
+    assert waits == 0
+    assert sent[0]["status"] == 200
+
+
+def test_healthz_answers_the_latest_result_while_a_check_runs(db, settings, monkeypatch):
+    settings.LLM_HEALTHZ_INTERVAL_SECONDS = 0.05
+    settings.LLM_HEALTHZ_TIMEOUT_SECONDS = 5
+    stuck, release, slow = threading.Event(), threading.Event(), threading.Event()
+    real_check = health.database_check
+
+    def database():
+        if slow.is_set() and not release.is_set():
+            stuck.set()
+            release.wait(30)
+        return real_check()
+
+    monkeypatch.setattr(health, "database_check", database)
+    app = served()
+
+    async def scenario():
+        first = await request(app, "GET", "/healthz")
+        slow.set()
+        assert await asyncio.to_thread(stuck.wait, 10)  # the next check is under way
+        try:
+            async with asyncio.timeout(2):  # a probe waiting for that check takes 5 s
+                return first, await request(app, "GET", "/healthz")
+        finally:
+            release.set()
+
+    first, during = run(scenario())
+
+    assert first.status == 200
+    assert during.status == 200
+    assert during.json() == first.json()  # the latest result, as it was
+
+
+def test_after_a_pause_in_probes_the_checks_stop_and_the_next_probe_waits_for_new_ones(
+    db, settings, monkeypatch
+):
+    settings.LLM_HEALTHZ_INTERVAL_SECONDS = 0.05
+    settings.LLM_HEALTHZ_TIMEOUT_SECONDS = 0.2
+    monkeypatch.setattr(health.monitor, "IDLE_AFTER", 0.3)
+    validation = {"status": "not_run"}
+    monkeypatch.setattr(health, "validation_check", lambda: dict(validation))
+    app = served()
+
+    def checks_thread_alive():
+        return any(t.name == "healthz" for t in threading.enumerate())
+
+    async def scenario():
+        before = await request(app, "GET", "/healthz")
+        assert checks_thread_alive()
+        deadline = time.monotonic() + 10
+        while checks_thread_alive():  # no probes: the checks stop
+            assert time.monotonic() < deadline, "the checks went on without probes"
+            await asyncio.sleep(0.05)
+        # Its last result, from just before it stopped, now older than interval + timeout.
+        await asyncio.sleep(0.3)
+        validation["status"] = "off"  # what a check would now find
+        return before, await request(app, "GET", "/healthz")
+
+    before, after = run(scenario())
+
+    assert before.json()["checks"]["validation"] == {"status": "not_run"}
+    # Not the result of before the pause: the probe waited for a check of its own.
+    assert after.json()["checks"]["validation"] == {"status": "off"}
+
+
 def test_healthz_has_spooled_rows_written_back_on_a_thread_of_its_own(
     db, settings, tmp_path, monkeypatch
 ):
     """A probe that finds spooled rows answers `degraded` at once; the rows are replayed
     in the background, off the loop and off the pool; the next probes say `ok`."""
+    settings.LLM_HEALTHZ_INTERVAL_SECONDS = 0.05  # the checks run again soon
     settings.LLM_USAGE_SPOOL_DIR = str(tmp_path)
     spooled = tmp_path / "usage-1.jsonl"
     spooled.write_text("{}\n")

@@ -51,8 +51,8 @@ def close_thread_connections() -> None:
 
     while _served:
         close_pool_connections(_served.pop().pool)
-    for thread in (health._checks, health._replays):
-        thread.run(connections.close_all).result(timeout=10)
+    health.monitor.stop()  # its thread closes its connections as it ends
+    health._replays.run(connections.close_all).result(timeout=10)
 
 
 def close_pool_connections(pool) -> None:
