@@ -6,6 +6,7 @@ headers. The bounds asserted are generous (a functional test on a busy machine, 
 timing benchmark): /healthz answers within HEALTHZ_BOUND seconds.
 """
 
+import json
 import secrets
 import socket
 import time
@@ -221,3 +222,24 @@ def test_a_client_that_leaves_mid_body_is_logged_499_not_500(server):
         assert time.monotonic() < deadline, "no access-log line for the request"
         time.sleep(0.05)
     assert len(lines) == 1 and f'"POST {path} HTTP/1.1" 499 ' in lines[0], lines
+
+
+def test_bodiless_requests_on_one_kept_alive_connection_are_each_answered(server):
+    # GETs without Content-Length reach the app without their (empty) body being awaited;
+    # the server's empty body message must not be taken for the next request's.
+    with connect(server.port) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            head, body = read_one_response(sock)
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+            assert json.loads(body)["checks"]["database"]["status"] == "ok", body
+        sock.sendall(
+            b"POST /api/llm/test HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\n{}\r\n0\r\n\r\n"
+        )
+        head, _ = read_one_response(sock)
+        assert head.split(b" ")[1] in (b"401", b"403"), head[:200]  # no key: refused
+        # Its chunked body was read off the connection: the next request is answered.
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
