@@ -165,12 +165,14 @@ FAIL = 503, {"status": "fail", "checks": {"database": {"status": "fail"}}}
 
 
 class HealthMonitor:
-    """The checks, re-run every `interval` s on a thread of its own while probes come.
+    """The checks, re-run every LLM_HEALTHZ_INTERVAL_SECONDS on a thread of its own while
+    probes come.
 
     `answer()` is called on the loop and never blocks: the latest result while it is
-    recent, FAIL while a check has run longer than `timeout`, else a future of the next
-    result. The thread starts at the first probe and stops after IDLE_AFTER seconds
-    without one (the next probe starts it again, and waits for its first result).
+    recent, FAIL while a check has run longer than LLM_HEALTHZ_TIMEOUT_SECONDS, else a
+    future of the next result. The thread starts at the first probe and stops after
+    IDLE_AFTER seconds without one (the next probe starts it again, and waits for its
+    first result).
     """
 
     IDLE_AFTER = 60.0
@@ -187,7 +189,9 @@ class HealthMonitor:
         self._waiters: list[Future] = []
         self._last_probe = 0.0
 
-    def answer(self, interval: float, timeout: float) -> tuple[int, dict] | Future:
+    def answer(self) -> tuple[int, dict] | Future:
+        interval = settings.LLM_HEALTHZ_INTERVAL_SECONDS
+        timeout = settings.LLM_HEALTHZ_TIMEOUT_SECONDS
         now = time.monotonic()
         with self._lock:
             self._last_probe = now
@@ -248,10 +252,10 @@ monitor = HealthMonitor("healthz", _checks_job)
 
 
 async def _report_off_the_loop() -> tuple[int, dict]:
-    timeout = settings.LLM_HEALTHZ_TIMEOUT_SECONDS
-    answer = monitor.answer(settings.LLM_HEALTHZ_INTERVAL_SECONDS, timeout)
+    answer = monitor.answer()
     if not isinstance(answer, Future):
         return answer
+    timeout = settings.LLM_HEALTHZ_TIMEOUT_SECONDS
     try:
         async with asyncio.timeout(timeout):
             return await asyncio.wrap_future(answer)
