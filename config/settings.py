@@ -372,6 +372,13 @@ WEB_THREADS = env.int("WEB_THREADS", default=32)
 # (checked before Django reads it; the REST API has its own, smaller API_MAX_BODY_BYTES).
 SERVER_MAX_BODY_BYTES = env.int("SERVER_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 SERVER_BODY_TIMEOUT_SECONDS = env.float("SERVER_BODY_TIMEOUT_SECONDS", default=30.0)
+# The probe port (config/serving/probe.py): 0 (off), or a port each web process also
+# listens on, answering GET /healthz from a thread of its own instead of the serving event
+# loop, plus how late that loop is; a loop stalled longer than SERVER_HEALTH_STALL_SECONDS
+# is a 503. For orchestrators' liveness and readiness probes (README "Scaling and deployment").
+SERVER_HEALTH_PORT = env.int("SERVER_HEALTH_PORT", default=0)
+SERVER_HEALTH_ADDRESS = env.str("SERVER_HEALTH_ADDRESS", default="127.0.0.1")
+SERVER_HEALTH_STALL_SECONDS = env.float("SERVER_HEALTH_STALL_SECONDS", default=10.0)
 # The garbage collector's first threshold in each web process (config/serving/gc.py):
 # raised from Python's 2,000 so that many open requests are not walked again and again;
 # 0 leaves Python's own.

@@ -12,6 +12,8 @@
 #   SERVER_MAX_CONCURRENCY        1024       requests in progress per process (backpressure)
 #   SERVER_BACKLOG                2048       connections waiting to be accepted
 #   SHUTDOWN_GRACE_SECONDS        30         open requests/streams get this long at shutdown
+#   SERVER_HEALTH_PORT            0          the probe port (0: none): GET /healthz beside each
+#                                            process's event loop (config/serving/probe.py)
 #   SERVER_ACCESS_LOG             true       granian's access log, a line per request (false:
 #                                            none; the reverse proxy keeps one)
 #   PROMETHEUS_MULTIPROC_DIR      var/prometheus  the processes' metric files (emptied
@@ -43,6 +45,11 @@ done
 [ "$SERVER_MAX_HEADER_BYTES" -ge 8192 ] ||
   fail "SERVER_MAX_HEADER_BYTES must be at least 8192 (got $SERVER_MAX_HEADER_BYTES)."
 [ "$SERVER_BACKLOG" -ge 128 ] || fail "SERVER_BACKLOG must be at least 128 (got $SERVER_BACKLOG)."
+SERVER_HEALTH_PORT=${SERVER_HEALTH_PORT:-0}
+[[ $SERVER_HEALTH_PORT =~ ^[0-9]{1,5}$ ]] && [ "$SERVER_HEALTH_PORT" -le 65535 ] ||
+  fail "SERVER_HEALTH_PORT must be 0 (no probe port) or a port from 1 to 65535 (got '$SERVER_HEALTH_PORT')."
+[ "$SERVER_HEALTH_PORT" != "$PORT" ] ||
+  fail "SERVER_HEALTH_PORT must differ from PORT (both are $PORT)."
 case $(printf '%s' "$SERVER_ACCESS_LOG" | tr '[:upper:]' '[:lower:]') in
   true | 1 | yes | on) access_log=--access-log ;;
   false | 0 | no | off) access_log=--no-access-log ;;

@@ -499,6 +499,7 @@ class Target:
     def __init__(self, name, port, upstream_port, key, health_path, path="/v1/chat/completions"):
         self.name, self.port, self.upstream_port = name, port, upstream_port
         self.key, self.health_path, self.path = key, health_path, path
+        self.probe_port = None  # Switchyard's probe port (SERVER_HEALTH_PORT), also probed
         self.proc = None
         self.start_fn = None
         self.restarts = 0
@@ -521,6 +522,7 @@ def main_run(args) -> int:
         "up_switchyard": pb + 3,
         "litellm": pb + 20,
         "switchyard": pb + 30,
+        "switchyard_probe": pb + 31,
     }
     log(f"work directory {work}")
 
@@ -637,6 +639,7 @@ def main_run(args) -> int:
                 "PYTHONPATH": str(sw_dir),
                 "BIND_ADDRESS": "127.0.0.1",
                 "PORT": str(ports["switchyard"]),
+                "SERVER_HEALTH_PORT": str(ports["switchyard_probe"]),
             }
             py = str(sw_dir / ".venv" / "bin" / "python")
             subprocess.run([py, "manage.py", "migrate", "-v0"], env=senv, cwd=sw_dir, check=True)
@@ -655,6 +658,7 @@ def main_run(args) -> int:
                 out.stdout.strip().splitlines()[-1],
                 "/healthz",
             )
+            t.probe_port = ports["switchyard_probe"]
             t.db = db
             t.db_url = db_url if db_url.startswith("postgres") else None
             t.py = py
@@ -799,25 +803,31 @@ def main_run(args) -> int:
                     up0, rows0 = upstream(t), rows(t)
                     rss0, cpu0, nproc = tree_usage(t.proc.pid)
                     kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    prober = subprocess.Popen(
-                        [
-                            sys.executable,
-                            str(HERE / "bench.py"),
-                            "probe",
-                            "--port",
-                            str(t.port),
-                            "--path",
-                            t.health_path,
-                            "--duration",
-                            str(args.duration),
-                            "--interval",
-                            str(args.probe_interval),
-                            "--timeout",
-                            str(args.probe_timeout),
-                        ],
-                        stdout=subprocess.PIPE,
-                        text=True,
-                    )
+
+                    def prober(port, path):
+                        return subprocess.Popen(
+                            [
+                                sys.executable,
+                                str(HERE / "bench.py"),
+                                "probe",
+                                "--port",
+                                str(port),
+                                "--path",
+                                path,
+                                "--duration",
+                                str(args.duration),
+                                "--interval",
+                                str(args.probe_interval),
+                                "--timeout",
+                                str(args.probe_timeout),
+                            ],
+                            stdout=subprocess.PIPE,
+                            text=True,
+                        )
+
+                    probers = {"healthz": prober(t.port, t.health_path)}
+                    if t.probe_port:
+                        probers["healthz_probe_port"] = prober(t.probe_port, "/healthz")
                     driver = load(t, n, mode, args.duration)
                     peak = rss0
                     deadline = time.monotonic() + args.duration + args.timeout + 30
@@ -827,9 +837,8 @@ def main_run(args) -> int:
                     cpu1 = tree_usage(t.proc.pid)[1]
                     cell["load"] = json.loads(driver.communicate(timeout=30)[0])
                     after_load = upstream(t)
-                    cell["healthz"] = json.loads(
-                        prober.communicate(timeout=args.probe_timeout + 30)[0]
-                    )
+                    for key, p in probers.items():
+                        cell[key] = json.loads(p.communicate(timeout=args.probe_timeout + 30)[0])
                     kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                     # the load generator's and prober's own CPU: a saturated client shows here
                     client_cpu = (kids1.ru_utime + kids1.ru_stime) - (
@@ -949,10 +958,23 @@ def _cell_line(c) -> str:
         f"p50 {_s(ld['p50_s'])} p99 {_s(ld['p99_s'])} "
         f"errors {ld['errors']} (timeouts {ld['timeouts']}) "
         f"open@end {ld['open_at_end']} healthz p50/p99 {_ms(h['p50_ms'])}/{_ms(h['p99_ms'])} "
+        f"probe port {_probe_ms(c.get('healthz_probe_port'))} "
         f"drain {c['drain_s']}s {c['restarted'] or ''} "
         f"rss {c['server']['rss_before_mb']:.0f}->{c['server']['rss_peak_mb']:.0f} MB "
         f"upstream {c['upstream']} rows {c.get('rows')}"
     )
+
+
+def _probe_ms(h) -> str:
+    """p50 / p99 ms of a prober's result ('-' without one), its timeouts and errors after."""
+    if h is None:
+        return "-"
+    out = f"{_ms(h['p50_ms'])} / {_ms(h['p99_ms'])}"
+    if h["timeouts"]:
+        out += f" ({h['timeouts']} t/o)"
+    if h["errors"]:
+        out += f" ({h['errors']} errors)"
+    return out
 
 
 def _s(v):
@@ -982,10 +1004,11 @@ def render(result) -> str:
         f"({sv['switchyard_head']}), env {sv['env'] or '{}'}.",
         "",
         "| mode | open | target | req/s | % of direct | p50 / p99 s | added p50 / p99 s "
-        "| 1st event p50 s | errors (timeouts) | /healthz p50 / p99 ms | RSS KB per open req "
+        "| 1st event p50 s | errors (timeouts) | /healthz p50 / p99 ms "
+        "| probe port /healthz p50 / p99 ms | RSS KB per open req "
         "| after the load "
         "| one usage row per call |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for c in cells:
         ld, h, mem = c["load"], c["healthz"], c["server"]
@@ -1007,6 +1030,7 @@ def render(result) -> str:
         hz = f"{_ms(h['p50_ms'])} / {_ms(h['p99_ms'])}" + (
             f" ({h['timeouts']} t/o)" if h["timeouts"] else ""
         )
+        probe_hz = _probe_ms(c.get("healthz_probe_port"))
         if c["restarted"] == "restarted":
             after = f"busy {c['drain_s']:g} s: restarted"
         elif c["restarted"] == "busy":
@@ -1035,7 +1059,8 @@ def render(result) -> str:
                 acc += " (" + ", ".join(extra) + ")"
         lines.append(
             f"| {c['mode']} | {c['n']} | {c['target']} | {ld['rps']:.1f} | {share} | {lat} "
-            f"| {added} | {first} | {errs} | {hz} | {mem['rss_per_open_kb']:.0f} | {after} "
+            f"| {added} | {first} | {errs} | {hz} | {probe_hz} "
+            f"| {mem['rss_per_open_kb']:.0f} | {after} "
             f"| {acc} |"
         )
     acc = result.get("accounting")

@@ -16,6 +16,7 @@ RANGES = {
     "WEB_THREADS": (1, True, False, True),
     "SERVER_MAX_BODY_BYTES": (1, True, False, True),
     "SERVER_BODY_TIMEOUT_SECONDS": (0, False, False, False),
+    "SERVER_HEALTH_STALL_SECONDS": (0, False, False, False),
 }
 
 

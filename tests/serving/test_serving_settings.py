@@ -98,6 +98,8 @@ def test_a_bad_setting_stops_the_served_application(tmp_path):
         ("SERVER_MAX_BODY_BYTES", "0"),
         ("SERVER_BODY_TIMEOUT_SECONDS", "0"),
         ("SERVER_BODY_TIMEOUT_SECONDS", "-1"),
+        ("SERVER_HEALTH_STALL_SECONDS", "0"),
+        ("SERVER_HEALTH_PORT", "70000"),
     ],
 )
 def test_a_serving_setting_out_of_range_stops_the_served_application_naming_it(
@@ -146,6 +148,29 @@ def test_a_bad_access_log_setting_stops_the_server_naming_it(value):
 
     assert done.returncode == 2
     assert f"SERVER_ACCESS_LOG must be true or false (got '{value}')" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["70000", "-1", "80a", "123456"])
+def test_a_bad_probe_port_stops_the_server_naming_it(value):
+    done = check_web_settings(SERVER_HEALTH_PORT=value)
+
+    assert done.returncode == 2
+    assert (
+        f"SERVER_HEALTH_PORT must be 0 (no probe port) or a port from 1 to 65535 (got '{value}')"
+        in done.stderr
+    )
+
+
+def test_the_probe_port_must_differ_from_the_served_port():
+    done = check_web_settings(PORT="8000", SERVER_HEALTH_PORT="8000")
+
+    assert done.returncode == 2
+    assert "SERVER_HEALTH_PORT must differ from PORT" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "8001", "65535"])
+def test_a_probe_port_in_range_is_accepted(value):
+    assert check_web_settings(SERVER_HEALTH_PORT=value).returncode == 0
 
 
 @pytest.mark.parametrize("value", ["true", "FALSE", "1", "0", "on", "off"])
