@@ -251,7 +251,10 @@ class HealthMonitor:
 monitor = HealthMonitor("healthz", _checks_job)
 
 
-async def _report_off_the_loop() -> tuple[int, dict]:
+async def report_off_the_loop(monitor: HealthMonitor = monitor) -> tuple[int, dict]:
+    """(status, body) of a probe on an event loop: `monitor`'s latest result, or its next
+    one waited for at most LLM_HEALTHZ_TIMEOUT_SECONDS (then FAIL). The served /healthz
+    and the probe port (config/serving/probe.py) both answer with this."""
     answer = monitor.answer()
     if not isinstance(answer, Future):
         return answer
@@ -268,7 +271,7 @@ async def _report_off_the_loop() -> tuple[int, dict]:
 @require_safe
 async def healthz(request):
     if isinstance(request, ASGIRequest):
-        status, body = await _report_off_the_loop()
+        status, body = await report_off_the_loop()
     else:  # WSGI: the checks on the request's own thread, as a sync view
         status, body = await sync_to_async(health_report)()
     return JsonResponse(body, status=status)

@@ -28,7 +28,6 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from http import HTTPStatus
 
 from django.conf import settings
@@ -108,14 +107,14 @@ class ProbeServer:
     """The probe port's listener: its socket bound by `start()` (an error there names the
     setting), then served on a daemon thread with its own asyncio loop.
 
-    `answer` is `HealthMonitor.answer`: (status, body), or a Future of them, waited for at
-    most LLM_HEALTHZ_TIMEOUT_SECONDS (then 503 `fail`). A loop later than
-    SERVER_HEALTH_STALL_SECONDS is a 503 `fail` without asking.
+    `monitor` is /healthz's `HealthMonitor`: its result as the served /healthz answers it
+    (`report_off_the_loop`). A loop later than SERVER_HEALTH_STALL_SECONDS is a 503 `fail`
+    without asking.
     """
 
-    def __init__(self, address, port, *, watch, answer):
+    def __init__(self, address, port, *, watch, monitor):
         self.address, self.port = address, port
-        self._watch, self._answer = watch, answer
+        self._watch, self._monitor = watch, monitor
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -189,15 +188,9 @@ class ProbeServer:
         loop = loop_check(self._watch, settings.SERVER_HEALTH_STALL_SECONDS)
         if loop["status"] == "fail":
             return 503, {"status": "fail", "checks": {"loop": loop}}
-        answer = self._answer()
-        if isinstance(answer, Future):
-            try:
-                async with asyncio.timeout(settings.LLM_HEALTHZ_TIMEOUT_SECONDS):
-                    answer = await asyncio.wrap_future(answer)
-            except TimeoutError:
-                logger.error("probe port: the checks did not answer in time")
-                answer = 503, {"status": "fail", "checks": {"database": {"status": "fail"}}}
-        status, body = answer
+        from llm_providers.health import report_off_the_loop
+
+        status, body = await report_off_the_loop(self._monitor)
         return status, {**body, "checks": {**body["checks"], "loop": loop}}
 
 
@@ -267,9 +260,6 @@ def serve(application, settings=settings):
 
     watch = LoopWatch()
     ProbeServer(
-        settings.SERVER_HEALTH_ADDRESS,
-        settings.SERVER_HEALTH_PORT,
-        watch=watch,
-        answer=monitor.answer,
+        settings.SERVER_HEALTH_ADDRESS, settings.SERVER_HEALTH_PORT, watch=watch, monitor=monitor
     ).start()
     return Watched(application, watch)

@@ -71,13 +71,13 @@ class ServingLoop:
 @pytest.fixture
 def listener(settings):
     """A probe port on 127.0.0.1 (a free port), its serving loop watched, a stall limit of
-    0.5 s; `answer` is an attribute the test may replace."""
+    0.5 s; `answer` (the monitor's) is an attribute the test may replace."""
     settings.SERVER_HEALTH_STALL_SECONDS = 0.5
     watch = probe.LoopWatch()
     serving = ServingLoop(watch)
     holder = type("Holder", (), {})()
     holder.answer = lambda: (200, CHECKS)
-    server = probe.ProbeServer("127.0.0.1", 0, watch=watch, answer=lambda: holder.answer()).start()
+    server = probe.ProbeServer("127.0.0.1", 0, watch=watch, monitor=holder).start()
     holder.port, holder.serving = server.port, serving
     yield holder
     server.stop()
@@ -223,9 +223,7 @@ def test_a_port_another_process_holds_is_an_error_naming_the_setting():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        server = probe.ProbeServer(
-            "127.0.0.1", port, watch=probe.LoopWatch(), answer=lambda: (200, CHECKS)
-        )
+        server = probe.ProbeServer("127.0.0.1", port, watch=probe.LoopWatch(), monitor=None)
 
         with pytest.raises(ImproperlyConfigured, match="SERVER_HEALTH_PORT: cannot listen"):
             server.start()
