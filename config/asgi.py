@@ -32,4 +32,4 @@ application = BodyLimits(
     timeout=settings.SERVER_BODY_TIMEOUT_SECONDS,
 )
 # With SERVER_HEALTH_PORT set: the probe port listening, the loop's heartbeat watched.
-application = probe.serve(application, settings)
+application = probe.serve(application)

@@ -33,6 +33,9 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from llm_providers.health import monitor, report_off_the_loop
+from tenants.api.exceptions import error_body
+
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT = 2.0
@@ -47,18 +50,18 @@ class LoopWatch:
 
     def __init__(self, clock=time.monotonic):
         self._clock = clock
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._last: float | None = None
 
+    @property
+    def watching(self) -> bool:
+        return self._last is not None
+
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the heartbeat on `loop` (called on it; a later loop replaces an earlier)."""
-        if loop is not self._loop:
-            self._loop = loop
+        """Start the heartbeat on `loop` (called on it, once: the process's serving loop)."""
+        if not self.watching:
             self._beat(loop)
 
     def _beat(self, loop) -> None:
-        if loop is not self._loop:
-            return  # a replaced loop's heartbeat ends here
         self._last = self._clock()
         loop.call_later(self.INTERVAL, self._beat, loop)
 
@@ -77,20 +80,11 @@ class Watched:
     def __init__(self, app, watch: LoopWatch):
         self.app = app
         self._watch = watch
-        self._started = False
 
     def __call__(self, scope, receive, send):
-        if not self._started:
-            self._watched()
+        if not self._watch.watching:
+            self._watch.watch(asyncio.get_running_loop())
         return self.app(scope, receive, send)
-
-    def _watched(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._watch.watch(loop)
-        self._started = True
 
 
 def loop_check(watch: LoopWatch, stall_seconds: float) -> dict:
@@ -188,16 +182,12 @@ class ProbeServer:
         loop = loop_check(self._watch, settings.SERVER_HEALTH_STALL_SECONDS)
         if loop["status"] == "fail":
             return 503, {"status": "fail", "checks": {"loop": loop}}
-        from llm_providers.health import report_off_the_loop
-
         status, body = await report_off_the_loop(self._monitor)
         return status, {**body, "checks": {**body["checks"], "loop": loop}}
 
 
 async def _refuse(writer, status: HTTPStatus, code: str) -> None:
     """A 4xx in the API's error shape (only /healthz is served here)."""
-    from tenants.api.exceptions import error_body
-
     message = f"{status.phrase}: the probe port answers GET and HEAD of /healthz only."
     await _write(writer, status, error_body(code, message))
 
@@ -250,14 +240,12 @@ def check_port(port) -> None:
         )
 
 
-def serve(application, settings=settings):
+def serve(application):
     """`application` as served: with SERVER_HEALTH_PORT set, the probe port listening and
     the serving loop's heartbeat started at the first request; else `application` itself."""
     check_port(settings.SERVER_HEALTH_PORT)
     if not settings.SERVER_HEALTH_PORT:
         return application
-    from llm_providers.health import monitor
-
     watch = LoopWatch()
     ProbeServer(
         settings.SERVER_HEALTH_ADDRESS, settings.SERVER_HEALTH_PORT, watch=watch, monitor=monitor

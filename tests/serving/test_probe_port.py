@@ -239,7 +239,7 @@ def test_without_a_probe_port_the_application_is_served_as_it_is(settings):
     settings.SERVER_HEALTH_PORT = 0
     app = object()
 
-    assert probe.serve(app, settings) is app
+    assert probe.serve(app) is app
 
 
 def test_the_heartbeat_starts_at_the_first_request():
